@@ -1,0 +1,166 @@
+//! Booting a unikernel ELF bare in QEMU (TCG), through its PVH note.
+//!
+//! The guest ends the run by writing its exit code to QEMU's `isa-debug-exit`
+//! device (port 0xf4), which makes QEMU exit with status `(code << 1) | 1`.
+
+use std::fmt;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The QEMU binary.
+pub const QEMU: &str = "qemu-system-x86_64";
+
+/// What a QEMU run produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QemuRun {
+    /// The guest's serial console (carriage returns removed).
+    pub output: String,
+    /// QEMU's exit status, if it exited by itself.
+    pub status: Option<i32>,
+    /// Whether the timeout ended the run.
+    pub timed_out: bool,
+    /// What QEMU printed on stderr.
+    pub stderr: String,
+}
+
+impl QemuRun {
+    /// The guest's exit code, decoded from QEMU's status (odd statuses only;
+    /// 0 means QEMU quit otherwise, e.g. on a triple fault with `-no-reboot`).
+    pub fn guest_exit_code(&self) -> Option<u8> {
+        match self.status {
+            Some(s) if s & 1 == 1 && (1..=255).contains(&s) => u8::try_from(s >> 1).ok(),
+            _ => None,
+        }
+    }
+
+    /// The console's lines.
+    pub fn lines(&self) -> impl Iterator<Item = &str> {
+        self.output.lines()
+    }
+}
+
+/// Why QEMU could not be run.
+#[derive(Debug)]
+pub enum QemuError {
+    /// `qemu-system-x86_64` is not installed.
+    NotInstalled,
+    /// The ELF does not exist.
+    NoImage(PathBuf),
+    /// Starting or talking to QEMU failed.
+    Io(io::Error),
+}
+
+impl fmt::Display for QemuError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QemuError::NotInstalled => write!(
+                f,
+                "{QEMU} is not installed: install the Debian package qemu-system-x86 \
+                 (apt-get install qemu-system-x86)"
+            ),
+            QemuError::NoImage(p) => write!(f, "the guest image {} does not exist", p.display()),
+            QemuError::Io(e) => write!(f, "running {QEMU}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for QemuError {}
+
+/// Boots `elf` with `cmdline` and `mem_mib` MiB of RAM; kills QEMU after
+/// `timeout`.
+pub fn run_elf(
+    elf: &Path,
+    cmdline: &str,
+    mem_mib: u32,
+    timeout: Duration,
+) -> Result<QemuRun, QemuError> {
+    if crate::iso::which(QEMU).is_none() {
+        return Err(QemuError::NotInstalled);
+    }
+    if !elf.is_file() {
+        return Err(QemuError::NoImage(elf.to_path_buf()));
+    }
+    let mut child = Command::new(QEMU)
+        .args(["-machine", "pc", "-accel", "tcg", "-m"])
+        .arg(mem_mib.to_string())
+        .arg("-kernel")
+        .arg(elf)
+        .arg("-append")
+        .arg(cmdline)
+        .args([
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-monitor",
+            "none",
+            "-no-reboot",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(QemuError::Io)?;
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = reader(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = reader(child.stderr.take().map(|p| Box::new(p) as _));
+    let start = Instant::now();
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(s) = child.try_wait().map_err(QemuError::Io)? {
+            break s.code();
+        }
+        if start.elapsed() >= timeout {
+            timed_out = true;
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = |h: std::thread::JoinHandle<Vec<u8>>| {
+        String::from_utf8_lossy(&h.join().unwrap_or_default()).replace('\r', "")
+    };
+    Ok(QemuRun {
+        output: text(out),
+        status,
+        timed_out,
+        stderr: text(err),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(status: Option<i32>) -> QemuRun {
+        QemuRun {
+            output: String::new(),
+            status,
+            timed_out: false,
+            stderr: String::new(),
+        }
+    }
+
+    #[test]
+    fn exit_code_decoding() {
+        assert_eq!(run(Some(1)).guest_exit_code(), Some(0));
+        assert_eq!(run(Some(3)).guest_exit_code(), Some(1));
+        assert_eq!(run(Some(255)).guest_exit_code(), Some(127));
+        assert_eq!(run(Some(0)).guest_exit_code(), None);
+        assert_eq!(run(Some(2)).guest_exit_code(), None);
+        assert_eq!(run(None).guest_exit_code(), None);
+    }
+}
