@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The target every guest and the root task are built for.
@@ -245,6 +245,20 @@ impl Builder {
         }
     }
 
+    /// `cargo build --release --target TARGET` of `manifest` into `target_dir`.
+    fn release_build(&self, manifest: &Path, target_dir: &Path) -> Command {
+        let mut cmd = self.cargo_command();
+        cmd.arg("build")
+            .arg("--release")
+            .arg("--target")
+            .arg(TARGET)
+            .arg("--manifest-path")
+            .arg(manifest)
+            .arg("--target-dir")
+            .arg(target_dir);
+        cmd
+    }
+
     /// Builds the named guests (release, [`TARGET`]) and returns their ELFs.
     pub fn build_guests(&self, names: &[&str]) -> Result<Guests, BuildError> {
         if names.is_empty() {
@@ -252,15 +266,7 @@ impl Builder {
         }
         eprintln!("cloister: building guests ({TARGET})…");
         let dir = self.guests_target_dir();
-        let mut cmd = self.cargo_command();
-        cmd.arg("build")
-            .arg("--release")
-            .arg("--target")
-            .arg(TARGET)
-            .arg("--manifest-path")
-            .arg(self.root.join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&dir);
+        let mut cmd = self.release_build(&self.root.join("Cargo.toml"), &dir);
         for name in names {
             cmd.arg("-p").arg(name);
         }
@@ -307,16 +313,8 @@ impl Builder {
             if n == 1 { "" } else { "s" }
         );
         let manifest = self.root.join("vmm/roottask/Cargo.toml");
-        let mut cmd = self.cargo_command();
-        cmd.arg("build")
-            .arg("--release")
-            .arg("--target")
-            .arg(TARGET)
-            .arg("--manifest-path")
-            .arg(&manifest)
-            .arg("--target-dir")
-            .arg(&dir)
-            .env("CLOISTER_SYSTEM_RS", &system_rs)
+        let mut cmd = self.release_build(&manifest, &dir);
+        cmd.env("CLOISTER_SYSTEM_RS", &system_rs)
             .env("SEL4_PREFIX", &self.sel4_prefix);
         self.run_cargo(cmd, &format!("the VMM ({})", manifest.display()))?;
         let binary = dir.join(TARGET).join("release").join(VMM_PACKAGE);

@@ -56,6 +56,8 @@ const HOSTILE_TF_STOPPED: &[&str] = &[
     "(as expected)",
 ];
 /// The VMM's last line on a good run.
+/// seL4's first line on the serial console (its boot configuration).
+const SEL4_FIRST_LINE: &str = "Boot config: debug_port";
 const RUN_COMPLETE_OK: &str = "cloister: run complete (status 0)";
 
 /// The system under test.
@@ -128,8 +130,21 @@ fn sel4_boots_hello_and_stops_hostile_guests() {
         );
     }
     if cfg.serial_ticks {
-        for marker in [SEL4_BOOTED, HELLO_GREETING, HELLO_SUMMARY, RUN_COMPLETE_OK] {
+        for marker in [
+            SEL4_FIRST_LINE,
+            SEL4_BOOTED,
+            HELLO_GREETING,
+            HELLO_SUMMARY,
+            RUN_COMPLETE_OK,
+        ] {
             eprintln!("sel4_hello: tick of `{marker}`: {:?}", run.tick_of(marker));
+        }
+        if let (Some(a), Some(b)) = (run.tick_of(SEL4_FIRST_LINE), run.tick_of(HELLO_GREETING)) {
+            eprintln!(
+                "sel4_hello: seL4's first line to hello's greeting: {} emulated instructions ({:.1} M)",
+                b.saturating_sub(a),
+                b.saturating_sub(a) as f64 / 1e6
+            );
         }
     }
 
