@@ -2,7 +2,7 @@
 //! handing out CSpace slots, and mapping frames into the VMM's own address
 //! space and into guests' EPTs (creating the paging structures on demand).
 
-use alloc::vec::Vec;
+use alloc::collections::BTreeSet;
 use sel4::{sys, BootInfo, CPtr, Ipc};
 use vmm_core::untyped::{AllocError, SlotAllocator, UntypedPool};
 
@@ -42,6 +42,9 @@ impl<T> Context<T> for Result<T, sel4::Error> {
     }
 }
 
+/// A paging-structure level: object type, size bits, map invocation label.
+type Level = (u64, u64, u64);
+
 /// Depth of the root CNode for slot addressing.
 pub const CNODE_DEPTH: u8 = 64;
 
@@ -52,8 +55,8 @@ pub struct Kernel {
     slots: SlotAllocator,
     /// Bytes of RAM the untypeds described at boot.
     pub ram_bytes: u64,
-    /// Paging structures created but not yet mapped, by object type.
-    spare: Vec<(u64, CPtr)>,
+    /// Paging structures this allocator has mapped: (root, shift, address >> shift).
+    tables: BTreeSet<(CPtr, u32, u64)>,
 }
 
 impl Kernel {
@@ -73,7 +76,7 @@ impl Kernel {
             untyped,
             slots: SlotAllocator::new(start, end),
             ram_bytes,
-            spare: Vec::new(),
+            tables: BTreeSet::new(),
         })
     }
 
@@ -142,32 +145,40 @@ impl Kernel {
     }
 
     /// Maps `frame` at `vaddr` in the root task's address space, creating
-    /// paging structures as needed. `large` is a 2 MiB frame.
+    /// the paging structures it needs. `large` is a 2 MiB frame. `vaddr` must
+    /// lie outside the first 512 GiB (PML4 slot 0), where the kernel built the
+    /// root task's own image mappings.
     pub fn map_vmm(&mut self, frame: CPtr, vaddr: u64, large: bool) -> Result<(), KError> {
-        const LEVELS: [(u64, u64, u64); 3] = [
-            (
-                sys::X86_PAGE_TABLE_OBJECT,
-                sys::PAGE_TABLE_BITS,
-                sys::X86_PAGE_TABLE_MAP,
-            ),
+        const LEVELS: [Level; 3] = [
+            (sys::X86_PDPT_OBJECT, sys::PDPT_BITS, sys::X86_PDPT_MAP),
             (
                 sys::X86_PAGE_DIRECTORY_OBJECT,
                 sys::PAGE_DIR_BITS,
                 sys::X86_PAGE_DIRECTORY_MAP,
             ),
-            (sys::X86_PDPT_OBJECT, sys::PDPT_BITS, sys::X86_PDPT_MAP),
+            (
+                sys::X86_PAGE_TABLE_OBJECT,
+                sys::PAGE_TABLE_BITS,
+                sys::X86_PAGE_TABLE_MAP,
+            ),
         ];
+        if vaddr >> 39 == 0 {
+            return Err(KError::Kernel(
+                "mapping into the root task's image region",
+                sel4::Error::InvalidArgument,
+            ));
+        }
         let vspace = sys::CAP_INIT_THREAD_VSPACE;
-        self.map_with(
-            &LEVELS,
-            usize::from(large),
-            |k, obj, label| k.ipc.paging_map(label, obj, vspace, vaddr),
-            |k| k.ipc.page_map(frame, vspace, vaddr, sys::RIGHTS_READ_WRITE),
-        )
+        self.ensure_tables(vspace, vaddr, large, &LEVELS, |ipc, obj, label| {
+            ipc.paging_map(label, obj, vspace, vaddr)
+        })?;
+        self.ipc
+            .page_map(frame, vspace, vaddr, sys::RIGHTS_READ_WRITE)
+            .ctx("mapping a frame into the VMM")
     }
 
     /// Maps `frame` at guest-physical `gpa` in the EPT rooted at `pml4`,
-    /// creating EPT structures as needed. `large` is a 2 MiB frame.
+    /// creating the EPT structures it needs. `large` is a 2 MiB frame.
     pub fn map_ept(
         &mut self,
         pml4: CPtr,
@@ -175,11 +186,11 @@ impl Kernel {
         gpa: u64,
         large: bool,
     ) -> Result<(), KError> {
-        const LEVELS: [(u64, u64, u64); 3] = [
+        const LEVELS: [Level; 3] = [
             (
-                sys::X86_EPT_PT_OBJECT,
-                sys::EPT_PT_BITS,
-                sys::X86_EPT_PT_MAP,
+                sys::X86_EPT_PDPT_OBJECT,
+                sys::EPT_PDPT_BITS,
+                sys::X86_EPT_PDPT_MAP,
             ),
             (
                 sys::X86_EPT_PD_OBJECT,
@@ -187,59 +198,42 @@ impl Kernel {
                 sys::X86_EPT_PD_MAP,
             ),
             (
-                sys::X86_EPT_PDPT_OBJECT,
-                sys::EPT_PDPT_BITS,
-                sys::X86_EPT_PDPT_MAP,
+                sys::X86_EPT_PT_OBJECT,
+                sys::EPT_PT_BITS,
+                sys::X86_EPT_PT_MAP,
             ),
         ];
-        self.map_with(
-            &LEVELS,
-            usize::from(large),
-            |k, obj, label| k.ipc.ept_map(label, obj, pml4, gpa),
-            |k| k.ipc.page_map_ept(frame, pml4, gpa, sys::RIGHTS_ALL),
-        )
+        self.ensure_tables(pml4, gpa, large, &LEVELS, |ipc, obj, label| {
+            ipc.ept_map(label, obj, pml4, gpa)
+        })?;
+        self.ipc
+            .page_map_ept(frame, pml4, gpa, sys::RIGHTS_ALL)
+            .ctx("mapping guest RAM into the EPT")
     }
 
-    /// The shared mapping algorithm: try the leaf mapping; while the kernel
-    /// reports a missing level, create and map structures from the lowest
-    /// level the leaf needs upwards until one fits, then retry.
-    fn map_with(
+    /// Creates and maps, top down, the paging structures (PDPT, PD and, for a
+    /// 4 KiB leaf, PT) that `addr` needs in the address space rooted at
+    /// `root` and that this allocator has not made yet.
+    fn ensure_tables(
         &mut self,
-        levels: &[(u64, u64, u64); 3],
-        first_level: usize,
-        mut map_level: impl FnMut(&mut Self, CPtr, u64) -> Result<(), sel4::Error>,
-        mut map_leaf: impl FnMut(&mut Self) -> Result<(), sel4::Error>,
+        root: CPtr,
+        addr: u64,
+        large: bool,
+        levels: &[Level; 3],
+        mut map: impl FnMut(&mut Ipc, CPtr, u64) -> Result<(), sel4::Error>,
     ) -> Result<(), KError> {
-        for _ in 0..4 {
-            match map_leaf(self) {
-                Ok(()) => return Ok(()),
-                Err(sel4::Error::FailedLookup) => {}
-                Err(e) => return Err(KError::Kernel("mapping a frame", e)),
+        // Each structure is named by the address bits above what it covers.
+        const SHIFTS: [u32; 3] = [39, 30, 21];
+        let needed = if large { 2 } else { 3 };
+        for (&(ty, bits, label), shift) in levels.iter().zip(SHIFTS).take(needed) {
+            let key = (root, shift, addr >> shift);
+            if self.tables.contains(&key) {
+                continue;
             }
-            let mut mapped = false;
-            for &(ty, bits, label) in levels.iter().skip(first_level) {
-                let obj = match self.spare.iter().position(|&(t, _)| t == ty) {
-                    Some(i) => self.spare.swap_remove(i).1,
-                    None => self.create(ty, bits, "creating a paging structure")?,
-                };
-                match map_level(self, obj, label) {
-                    Ok(()) => {
-                        mapped = true;
-                        break;
-                    }
-                    // The level above is missing too: keep this object for
-                    // the next attempt and try the level above.
-                    Err(sel4::Error::FailedLookup) => {
-                        self.spare.push((ty, obj));
-                        continue;
-                    }
-                    Err(e) => return Err(KError::Kernel("mapping a paging structure", e)),
-                }
-            }
-            if !mapped {
-                break;
-            }
+            let obj = self.create(ty, bits, "creating a paging structure")?;
+            map(&mut self.ipc, obj, label).ctx("mapping a paging structure")?;
+            self.tables.insert(key);
         }
-        Err(KError::Kernel("mapping a frame", sel4::Error::FailedLookup))
+        Ok(())
     }
 }

@@ -13,12 +13,13 @@ use vmm_core::exit::{Exit, GpRegs};
 use vmm_core::stats::ExitStats;
 use vmm_core::vm::{Action, Host, StopReason, Vm, VmConfig};
 
-/// Where guest RAM windows start in the VMM's address space.
-const GUEST_WINDOW_BASE: u64 = 0x10_0000_0000;
+/// Where guest RAM windows start in the VMM's address space (PML4 slot 2;
+/// slot 0 holds the root task's image, whose tables the kernel made).
+const GUEST_WINDOW_BASE: u64 = 0x100_0000_0000;
 /// Address-space stride between VMs' RAM windows (the largest guest RAM).
 const GUEST_WINDOW_SIZE: u64 = 0x1_0000_0000;
-/// Where vCPU threads' IPC buffers are mapped.
-const IPC_AREA: u64 = 0x8000_0000;
+/// Where vCPU threads' IPC buffers are mapped (PML4 slot 1).
+const IPC_AREA: u64 = 0x80_0000_0000;
 /// Guest RAM is built from 2 MiB frames.
 const LARGE: u64 = 1 << 21;
 /// Most VMs one system may have.
