@@ -367,12 +367,13 @@ pub fn system_rs(system: &System, guests: &Guests) -> Result<String, BuildError>
             ))
         })?;
         out.push_str(&format!(
-            "    VmSpec {{ name: {:?}, ram: {}, cmdline: {:?}, image: include_bytes!({:?}), expect_clean: {} }},\n",
+            "    VmSpec {{ name: {:?}, ram: {}, cmdline: {:?}, image: include_bytes!({:?}), expect_clean: {}, console: {} }},\n",
             vm.name,
             vm.ram,
             vm.cmdline,
             image,
-            vm.expect.is_clean()
+            vm.expect.is_clean(),
+            vm.console
         ));
     }
     out.push_str("];\n");
@@ -424,9 +425,9 @@ mod tests {
             [
                 "pub static VMS: &[VmSpec] = &[",
                 "    VmSpec { name: \"hello\", ram: 8388608, cmdline: \"a=\\\"b\\\" \\\\ é\", \
-                 image: include_bytes!(\"/g/hello\"), expect_clean: true },",
+                 image: include_bytes!(\"/g/hello\"), expect_clean: true, console: false },",
                 "    VmSpec { name: \"bad\", ram: 2097152, cmdline: \"\", \
-                 image: include_bytes!(\"/g/host\\\"ile\"), expect_clean: false },",
+                 image: include_bytes!(\"/g/host\\\"ile\"), expect_clean: false, console: false },",
                 "];",
             ]
         );

@@ -9,6 +9,8 @@
 //! cmdline = "greeting=world" # optional, default "", at most 2048 bytes, no NUL
 //! expect = "clean"          # optional: "clean" (exit status 0, the default) or
 //!                           # "stopped" (stopped by the VMM: hostile test guests)
+//! console = true            # optional: this VM's COM1 receives the machine's
+//!                           # console input (at most one VM)
 //! ```
 //!
 //! This file is shared with the package's `build.rs`: it may only use `std`,
@@ -54,6 +56,8 @@ pub struct Vm {
     pub cmdline: String,
     /// How the VM is expected to end.
     pub expect: Expect,
+    /// The machine's console input goes to this VM's COM1.
+    pub console: bool,
 }
 
 /// The image a VM boots.
@@ -122,6 +126,7 @@ struct RawVm {
     ram: Option<RawRam>,
     cmdline: Option<String>,
     expect: Option<String>,
+    console: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -266,12 +271,21 @@ impl System {
                     )))
                 }
             };
+            let console = r.console.unwrap_or(false);
+            if console && vms.iter().any(|v: &Vm| v.console) {
+                return Err(vm_err(
+                    "console = true is set on more than one VM: the console input can go to \
+                     one VM only"
+                        .into(),
+                ));
+            }
             vms.push(Vm {
                 name,
                 image,
                 ram,
                 cmdline,
                 expect,
+                console,
             });
         }
         Ok(System {
@@ -429,6 +443,7 @@ mod tests {
                 ram: 8 << 20,
                 cmdline: "greeting=world \"quoted\"".into(),
                 expect: Expect::Clean,
+                console: false,
             }
         );
         assert_eq!(

@@ -126,6 +126,13 @@ const WORDS: &[(&str, &str)] = &[
     ("TCB_BIND_NOTIFICATION", "TCBBindNotification"),
     ("CNODE_COPY", "CNodeCopy"),
     ("CNODE_DELETE", "CNodeDelete"),
+    ("CNODE_MINT", "CNodeMint"),
+    ("IRQ_ACK_IRQ", "IRQAckIRQ"),
+    ("IRQ_SET_IRQ_HANDLER", "IRQSetIRQHandler"),
+    (
+        "X86_IRQ_ISSUE_IRQ_HANDLER_IOAPIC",
+        "X86IRQIssueIRQHandlerIOAPIC",
+    ),
     ("X86_PDPT_MAP", "X86PDPTMap"),
     ("X86_PAGE_DIRECTORY_MAP", "X86PageDirectoryMap"),
     ("X86_PAGE_TABLE_MAP", "X86PageTableMap"),

@@ -11,6 +11,7 @@ extern crate alloc;
 
 #[macro_use]
 mod console;
+mod events;
 mod heap;
 mod kobj;
 mod vcpu;
@@ -35,6 +36,8 @@ mod system {
         /// Whether the VM is expected to exit cleanly (status 0); otherwise
         /// it is expected to be stopped by the VMM (a hostile test guest).
         pub expect_clean: bool,
+        /// The machine's console input goes to this VM's COM1.
+        pub console: bool,
     }
     include!(env!("CLOISTER_SYSTEM_RS"));
 }
@@ -62,6 +65,8 @@ core::arch::global_asm!(
 
 /// Priority of the manager thread (the root task's own).
 const MANAGER_PRIORITY: u64 = 254;
+/// Priority of the events thread (host timer and console input).
+const EVENTS_PRIORITY: u64 = 200;
 /// Priority of every vCPU thread: all VMs share the core round-robin.
 pub const VCPU_PRIORITY: u64 = 100;
 
@@ -142,6 +147,9 @@ fn run(ipc: Ipc, bi: &BootInfo) -> Result<bool, KError> {
         )
         .ctx("setting the manager's priority")?;
 
+    events::start(&mut k, serial, tsc_mhz, EVENTS_PRIORITY)?;
+    host_timer_check(&mut k, tsc_mhz)?;
+
     // Validate every image before any VM exists.
     let specs = system::VMS;
     let mut bad = false;
@@ -208,6 +216,29 @@ fn run(ipc: Ipc, bi: &BootInfo) -> Result<bool, KError> {
         clean &= expected;
     }
     Ok(clean)
+}
+
+/// Checks the host timer path (PIT → IOAPIC → events thread → notification)
+/// with one short sleep, and reports how long it took.
+fn host_timer_check(k: &mut Kernel, tsc_mhz: u64) -> Result<(), KError> {
+    if tsc_mhz == 0 {
+        log!("host timer: no TSC frequency from the kernel; timer check skipped");
+        return Ok(());
+    }
+    let ntfn = k.create(
+        sys::NOTIFICATION_OBJECT,
+        sys::NOTIFICATION_BITS,
+        "creating the timer-check notification",
+    )?;
+    let slot = vcpu::MAX_VMS - 1;
+    events::register_vm(slot, ntfn);
+    let took = events::sleep_check(slot, ntfn, tsc_mhz, 20);
+    events::register_vm(slot, 0);
+    log!(
+        "host timer: a 20 ms sleep took {} us of TSC time",
+        took / tsc_mhz
+    );
+    Ok(())
 }
 
 /// The time-stamp counter: under Bochs it counts emulated instructions, which

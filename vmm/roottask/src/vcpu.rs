@@ -19,7 +19,7 @@ const GUEST_WINDOW_BASE: u64 = 0x100_0000_0000;
 /// Address-space stride between VMs' RAM windows (the largest guest RAM).
 const GUEST_WINDOW_SIZE: u64 = 0x1_0000_0000;
 /// Where vCPU threads' IPC buffers are mapped (PML4 slot 1).
-const IPC_AREA: u64 = 0x80_0000_0000;
+pub const IPC_AREA: u64 = 0x80_0000_0000;
 /// Guest RAM is built from 2 MiB frames.
 const LARGE: u64 = 1 << 21;
 /// Most VMs one system may have.
@@ -71,6 +71,7 @@ impl VmHandle {
 /// Everything the vCPU thread owns.
 struct Runner {
     name: &'static str,
+    index: usize,
     vm: Vm,
     vcpu: CPtr,
     tcb: CPtr,
@@ -224,8 +225,21 @@ pub fn create(
     // SAFETY: the IPC buffer frame was just mapped at `ipc_vaddr` and
     // registered for this thread, which is its only user.
     let ipc = unsafe { Ipc::new(ipc_vaddr as *mut sel4::IpcBuffer) };
+    let wake = k.create(
+        sys::NOTIFICATION_OBJECT,
+        sys::NOTIFICATION_BITS,
+        "creating the VM's wake-up notification",
+    )?;
+    k.ipc
+        .tcb_bind_notification(tcb, wake)
+        .ctx("binding the wake-up notification to the vCPU thread")?;
+    crate::events::register_vm(index, wake);
+    if spec.console {
+        crate::events::attach_console(index);
+    }
     let runner = Box::leak(Box::new(Runner {
         name: spec.name,
+        index,
         vm,
         vcpu,
         tcb,
@@ -270,6 +284,7 @@ fn to_context(r: &GpRegs) -> VcpuContext {
 /// The VMM's side of a VM's console and reports.
 struct ThreadHost {
     name: &'static str,
+    index: usize,
 }
 
 impl Host for ThreadHost {
@@ -290,13 +305,20 @@ impl Host for ThreadHost {
     fn tsc(&self) -> u64 {
         crate::rdtsc()
     }
+
+    fn console_input(&mut self) -> Option<u8> {
+        crate::events::console_input(self.index)
+    }
 }
 
 extern "C" fn vcpu_main(runner: *mut Runner) -> ! {
     // SAFETY: `create` leaked this Runner for this thread alone.
     let r = unsafe { &mut *runner };
     let outcome = r.run();
-    let mut host = ThreadHost { name: r.name };
+    let mut host = ThreadHost {
+        name: r.name,
+        index: r.index,
+    };
     r.vm.flush_console(&mut host);
     log!("vm {}: {} (tsc {})", r.name, outcome, crate::rdtsc());
     *r.result.lock() = Some(Summary {
@@ -314,7 +336,10 @@ extern "C" fn vcpu_main(runner: *mut Runner) -> ! {
 
 impl Runner {
     fn run(&mut self) -> StopReason {
-        let mut host = ThreadHost { name: self.name };
+        let mut host = ThreadHost {
+            name: self.name,
+            index: self.index,
+        };
         let ppc = u64::from(self.vm.primary_controls());
         let mut interruption = 0u64;
         loop {

@@ -72,6 +72,73 @@ impl Ipc {
         .map(drop)
     }
 
+    /// `seL4_CNode_Mint`: a copy of `src_index` with `rights` and `badge`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn cnode_mint(
+        &mut self,
+        cnode: CPtr,
+        dest_index: u64,
+        dest_depth: u8,
+        src_root: CPtr,
+        src_index: u64,
+        src_depth: u8,
+        rights: u64,
+        badge: u64,
+    ) -> Result<(), Error> {
+        self.invoke(
+            cnode,
+            sys::CNODE_MINT,
+            &[
+                dest_index,
+                u64::from(dest_depth),
+                src_index,
+                u64::from(src_depth),
+                rights,
+                badge,
+            ],
+            &[src_root],
+        )
+        .map(drop)
+    }
+
+    /// `seL4_IRQControl_GetIOAPIC`: a handler capability for IOAPIC `pin`,
+    /// delivered as user IRQ number `irq` (0-based), into slot `index`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn irq_get_ioapic(
+        &mut self,
+        control: CPtr,
+        root: CPtr,
+        index: u64,
+        depth: u8,
+        ioapic: u64,
+        pin: u64,
+        level_triggered: bool,
+        active_low: bool,
+        irq: u64,
+    ) -> Result<(), Error> {
+        self.invoke(
+            control,
+            sys::X86_IRQ_ISSUE_IRQ_HANDLER_IOAPIC,
+            &[
+                index,
+                u64::from(depth),
+                ioapic,
+                pin,
+                u64::from(level_triggered),
+                u64::from(active_low),
+                irq,
+            ],
+            &[root],
+        )
+        .map(drop)
+    }
+
+    /// `seL4_IRQHandler_SetNotification`.
+    pub fn irq_set_notification(&mut self, handler: CPtr, ntfn: CPtr) -> Result<(), Error> {
+        self.invoke(handler, sys::IRQ_SET_IRQ_HANDLER, &[], &[ntfn])
+            .map(drop)
+    }
+
     /// `seL4_TCB_Configure` (non-MCS).
     #[allow(clippy::too_many_arguments)]
     pub fn tcb_configure(
@@ -326,6 +393,11 @@ pub fn ioport_out8(ioport: CPtr, port: u16, value: u8) -> Result<(), Error> {
 /// `seL4_X86_IOPort_In8`. Needs no IPC buffer, so any thread may call it.
 pub fn ioport_in8(ioport: CPtr, port: u16) -> Result<u8, Error> {
     crate::invoke_regs(ioport, sys::X86_IO_PORT_IN8, &[u64::from(port)]).map(|mr| mr[0] as u8)
+}
+
+/// `seL4_IRQHandler_Ack`. Needs no IPC buffer.
+pub fn irq_ack(handler: CPtr) -> Result<(), Error> {
+    crate::invoke_regs(handler, sys::IRQ_ACK_IRQ, &[]).map(drop)
 }
 
 /// `seL4_TCB_Suspend`. Needs no IPC buffer.

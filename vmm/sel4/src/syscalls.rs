@@ -154,6 +154,13 @@ pub fn wait(ntfn: CPtr) -> u64 {
     send_recv(sys::SYS_RECV, ntfn, 0, &mut mr).1
 }
 
+/// `seL4_Poll` on a notification capability: the badge if it was signalled,
+/// 0 if not; never blocks.
+pub fn poll(ntfn: CPtr) -> u64 {
+    let mut mr = [0u64; 4];
+    send_recv(sys::SYS_NB_RECV, ntfn, 0, &mut mr).1
+}
+
 /// `seL4_Yield`.
 pub fn yield_now() {
     let mut mr = [0u64; 4];

@@ -54,6 +54,8 @@ pub trait Host {
     fn host_cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4];
     /// Reads the processor's time-stamp counter.
     fn tsc(&self) -> u64;
+    /// The next byte of console input for this VM, if any is waiting.
+    fn console_input(&mut self) -> Option<u8>;
 }
 
 /// Why a VM stopped.
@@ -440,6 +442,15 @@ impl Vm {
             p if (COM1..COM1 + 8).contains(&p) && io.size == 1 => {
                 let offset = (p - COM1) as u8;
                 if io.input {
+                    // Move waiting console input into the receive FIFO (in
+                    // loopback the receiver is disconnected and a byte is
+                    // dropped, as on the wire).
+                    while self.uart.rx_space() > 0 {
+                        match host.console_input() {
+                            Some(b) if self.uart.push_input(b) => {}
+                            _ => break,
+                        }
+                    }
                     let v = self.uart.read(offset);
                     regs.rax = (regs.rax & !mask) | u64::from(v);
                 } else {
@@ -631,6 +642,7 @@ mod tests {
     struct FakeHost {
         lines: Vec<String>,
         reports: Vec<String>,
+        input: std::collections::VecDeque<u8>,
     }
 
     impl Host for FakeHost {
@@ -649,6 +661,9 @@ mod tests {
         }
         fn tsc(&self) -> u64 {
             1000
+        }
+        fn console_input(&mut self) -> Option<u8> {
+            self.input.pop_front()
         }
     }
 
@@ -695,6 +710,22 @@ mod tests {
         }
         assert_eq!(host.lines, ["hi there"]);
         assert!(host.reports.is_empty());
+    }
+
+    #[test]
+    fn console_input_reaches_the_receive_register() {
+        let (mut vm, mut host) = (vm(), FakeHost::default());
+        host.input.extend(b"ok");
+        let read = |vm: &mut Vm, host: &mut FakeHost, offset: u64| {
+            let mut regs = GpRegs::default();
+            let q = ((0x3f8 + offset) << 16) | 8; // IN AL, DX
+            resume(vm.handle(&exit(ExitReason::IoInstruction, q), &mut regs, host));
+            regs.rax as u8
+        };
+        assert_eq!(read(&mut vm, &mut host, 5) & 1, 1, "LSR.DR set");
+        assert_eq!(read(&mut vm, &mut host, 0), b'o');
+        assert_eq!(read(&mut vm, &mut host, 0), b'k');
+        assert_eq!(read(&mut vm, &mut host, 5) & 1, 0, "FIFO drained");
     }
 
     #[test]
