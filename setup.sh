@@ -8,6 +8,7 @@ set -euo pipefail
 packages=(
     bochs bochs-term bochsbios vgabios   # full-system tier: VT-x in software
     grub-pc-bin grub-common xorriso mtools  # GRUB rescue ISO for seL4 + the VMM
+    dosfstools                           # FAT images for the file server's tests
     qemu-system-x86                      # unikernels booted bare
     gcc binutils                         # libsel4 probe, stripping the kernel
 )
