@@ -348,15 +348,25 @@ pub fn system_rs(system: &System, guests: &Guests) -> Result<String, BuildError>
                     vm.name
                 ))
             })?,
-            Image::File(f) => std::fs::canonicalize(f).map_err(|error| BuildError::Io {
-                what: format!(
-                    "{}: vm `{}`: cannot find the image",
+            Image::Appvm => {
+                return Err(BuildError::Other(format!(
+                    "{}: vm `{}`: kernel = \"appvm\" must be resolved to the built images first \
+                     (the cloister CLI and tests do this; build.rs cannot)",
                     system.source.display(),
                     vm.name
-                ),
-                path: f.clone(),
-                error,
-            })?,
+                )))
+            }
+            Image::File(f) | Image::Linux(f) => {
+                std::fs::canonicalize(f).map_err(|error| BuildError::Io {
+                    what: format!(
+                        "{}: vm `{}`: cannot find the image",
+                        system.source.display(),
+                        vm.name
+                    ),
+                    path: f.clone(),
+                    error,
+                })?
+            }
         };
         let image = image.to_str().ok_or_else(|| {
             BuildError::Other(format!(
@@ -366,14 +376,30 @@ pub fn system_rs(system: &System, guests: &Guests) -> Result<String, BuildError>
                 image.display()
             ))
         })?;
+        let initrd = match &vm.initrd {
+            Some(p) => {
+                let p = std::fs::canonicalize(p).map_err(|error| BuildError::Io {
+                    what: format!(
+                        "{}: vm `{}`: cannot find the initrd",
+                        system.source.display(),
+                        vm.name
+                    ),
+                    path: p.clone(),
+                    error,
+                })?;
+                format!("include_bytes!({:?})", p.display().to_string())
+            }
+            None => "b\"\"".to_string(),
+        };
         out.push_str(&format!(
-            "    VmSpec {{ name: {:?}, ram: {}, cmdline: {:?}, image: include_bytes!({:?}), expect_clean: {}, console: {} }},\n",
+            "    VmSpec {{ name: {:?}, ram: {}, cmdline: {:?}, image: include_bytes!({:?}), expect_clean: {}, console: {}, linux: {}, initrd: {initrd} }},\n",
             vm.name,
             vm.ram,
             vm.cmdline,
             image,
             vm.expect.is_clean(),
-            vm.console
+            vm.console,
+            matches!(vm.image, Image::Linux(_))
         ));
     }
     out.push_str("];\n");
@@ -425,9 +451,9 @@ mod tests {
             [
                 "pub static VMS: &[VmSpec] = &[",
                 "    VmSpec { name: \"hello\", ram: 8388608, cmdline: \"a=\\\"b\\\" \\\\ é\", \
-                 image: include_bytes!(\"/g/hello\"), expect_clean: true, console: false },",
+                 image: include_bytes!(\"/g/hello\"), expect_clean: true, console: false, linux: false, initrd: b\"\" },",
                 "    VmSpec { name: \"bad\", ram: 2097152, cmdline: \"\", \
-                 image: include_bytes!(\"/g/host\\\"ile\"), expect_clean: false, console: false },",
+                 image: include_bytes!(\"/g/host\\\"ile\"), expect_clean: false, console: false, linux: false, initrd: b\"\" },",
                 "];",
             ]
         );

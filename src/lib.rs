@@ -32,6 +32,8 @@ pub enum Error {
     Bochs(bochs::BochsError),
     /// Running QEMU failed.
     Qemu(qemu::QemuError),
+    /// Building the AppVM images failed.
+    Appvm(appvm_images::Error),
 }
 
 impl fmt::Display for Error {
@@ -42,6 +44,7 @@ impl fmt::Display for Error {
             Error::Iso(e) => e.fmt(f),
             Error::Bochs(e) => e.fmt(f),
             Error::Qemu(e) => e.fmt(f),
+            Error::Appvm(e) => write!(f, "building the AppVM images: {e}"),
         }
     }
 }
@@ -101,6 +104,14 @@ pub fn check_prerequisites(builder: &Builder) -> Result<(), Error> {
 pub fn build_system(builder: &Builder, system: &System) -> Result<BuiltSystem, Error> {
     let kernel = builder.sel4_kernel()?;
     iso::check_tools()?;
+    let mut system = system.clone();
+    if system.uses_appvm() {
+        eprintln!("cloister: building the AppVM kernel and initramfs from Debian packages…");
+        let images =
+            appvm_images::build(&appvm_images::default_cache_dir()).map_err(Error::Appvm)?;
+        system.resolve_appvm(&images.kernel, &images.initramfs);
+    }
+    let system = &system;
     let guests = builder.build_guests(&system.guests())?;
     let vmm = builder.build_vmm(system, &guests)?;
     let work = builder.target_dir().join("cloister-iso").join(&vmm.hash);

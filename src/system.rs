@@ -11,6 +11,13 @@
 //!                           # "stopped" (stopped by the VMM: hostile test guests)
 //! console = true            # optional: this VM's COM1 receives the machine's
 //!                           # console input (at most one VM)
+//!
+//! [[vm]]                    # a Linux AppVM: `kernel` instead of `image`
+//! name = "work"
+//! kernel = "appvm"          # the Debian kernel appvm-images builds, or a bzImage path
+//! initrd = "./initrd.gz"    # optional; with kernel = "appvm" its busybox initramfs
+//! ram = "256M"
+//! cmdline = "console=ttyS0 quiet"
 //! ```
 //!
 //! This file is shared with the package's `build.rs`: it may only use `std`,
@@ -58,6 +65,8 @@ pub struct Vm {
     pub expect: Expect,
     /// The machine's console input goes to this VM's COM1.
     pub console: bool,
+    /// A Linux VM's initial RAM disk.
+    pub initrd: Option<PathBuf>,
 }
 
 /// The image a VM boots.
@@ -67,6 +76,12 @@ pub enum Image {
     Guest(String),
     /// A PVH ELF file (resolved against the description's folder).
     File(PathBuf),
+    /// A Linux bzImage file.
+    Linux(PathBuf),
+    /// The Debian kernel (and, unless `initrd` is given, the busybox
+    /// initramfs) that `appvm-images` builds; resolved by
+    /// [`System::resolve_appvm`].
+    Appvm,
 }
 
 /// How a VM is expected to end.
@@ -127,6 +142,8 @@ struct RawVm {
     cmdline: Option<String>,
     expect: Option<String>,
     console: Option<bool>,
+    kernel: Option<String>,
+    initrd: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -219,16 +236,35 @@ impl System {
                 ));
             }
             let vm_err = |m: String| err(Some(name.clone()), m);
-            let image = match r.image.as_deref() {
-                None => {
+            let image = match (r.image.as_deref(), r.kernel.as_deref()) {
+                (Some(_), Some(_)) => {
+                    return Err(vm_err(
+                        "both `image` and `kernel`: a VM boots either a PVH image or a Linux \
+                         kernel; remove one"
+                            .into(),
+                    ))
+                }
+                (None, None) => {
                     return Err(vm_err(format!(
                         "no `image`: add image = \"hello\" (a guest the builder builds: {}) or \
-                         the path of a PVH ELF relative to this file",
+                         the path of a PVH ELF relative to this file, or kernel = \"appvm\" for a \
+                         Linux AppVM",
                         GUESTS.join(", ")
                     )))
                 }
-                Some(s) => parse_image(s, base).map_err(vm_err)?,
+                (Some(s), None) => parse_image(s, base).map_err(vm_err)?,
+                (None, Some("appvm")) => Image::Appvm,
+                (None, Some(k)) => Image::Linux(base.join(k)),
             };
+            let initrd =
+                match (&image, r.initrd) {
+                    (Image::Linux(_) | Image::Appvm, Some(i)) => Some(base.join(i)),
+                    (_, Some(_)) => return Err(vm_err(
+                        "`initrd` is for Linux VMs (`kernel = ...`): remove it or boot a kernel"
+                            .into(),
+                    )),
+                    (_, None) => None,
+                };
             let ram = match r.ram {
                 None => {
                     return Err(vm_err(
@@ -286,12 +322,31 @@ impl System {
                 cmdline,
                 expect,
                 console,
+                initrd,
             });
         }
         Ok(System {
             source: source.to_path_buf(),
             vms,
         })
+    }
+
+    /// Whether any VM boots the appvm-images kernel.
+    pub fn uses_appvm(&self) -> bool {
+        self.vms.iter().any(|vm| vm.image == Image::Appvm)
+    }
+
+    /// Replaces `kernel = "appvm"` with the built kernel and (where no
+    /// `initrd` is given) initramfs.
+    pub fn resolve_appvm(&mut self, kernel: &Path, initramfs: &Path) {
+        for vm in &mut self.vms {
+            if vm.image == Image::Appvm {
+                vm.image = Image::Linux(kernel.to_path_buf());
+                if vm.initrd.is_none() {
+                    vm.initrd = Some(initramfs.to_path_buf());
+                }
+            }
+        }
     }
 
     /// The builder's guests this system boots, sorted, without repeats.
@@ -301,7 +356,7 @@ impl System {
             .iter()
             .filter_map(|vm| match &vm.image {
                 Image::Guest(g) => Some(g.as_str()),
-                Image::File(_) => None,
+                Image::File(_) | Image::Linux(_) | Image::Appvm => None,
             })
             .collect();
         set.into_iter().collect()
@@ -444,6 +499,7 @@ mod tests {
                 cmdline: "greeting=world \"quoted\"".into(),
                 expect: Expect::Clean,
                 console: false,
+                initrd: None,
             }
         );
         assert_eq!(

@@ -14,6 +14,7 @@ mod console;
 mod events;
 mod heap;
 mod kobj;
+mod rtc;
 mod vcpu;
 
 use alloc::vec::Vec;
@@ -38,6 +39,10 @@ mod system {
         pub expect_clean: bool,
         /// The machine's console input goes to this VM's COM1.
         pub console: bool,
+        /// `image` is a Linux bzImage (else a PVH ELF).
+        pub linux: bool,
+        /// The Linux initrd (empty: none).
+        pub initrd: &'static [u8],
     }
     include!(env!("CLOISTER_SYSTEM_RS"));
 }
@@ -148,13 +153,24 @@ fn run(ipc: Ipc, bi: &BootInfo) -> Result<bool, KError> {
         .ctx("setting the manager's priority")?;
 
     events::start(&mut k, serial, tsc_mhz, EVENTS_PRIORITY)?;
+    let unix_secs = rtc::unix_time(&mut k)?;
+    log!("wall clock from the CMOS RTC: {unix_secs} s since 1970");
     host_timer_check(&mut k, tsc_mhz)?;
 
     // Validate every image before any VM exists.
     let specs = system::VMS;
     let mut bad = false;
     for spec in specs {
-        if let Err(e) = pvh_loader::validate(spec.image, spec.ram) {
+        let check = if spec.linux {
+            linux_boot::parse(spec.image)
+                .map(drop)
+                .map_err(|e| alloc::format!("{e}"))
+        } else {
+            pvh_loader::validate(spec.image, spec.ram)
+                .map(drop)
+                .map_err(|e| alloc::format!("{e}"))
+        };
+        if let Err(e) = check {
             log!("vm {}: image rejected: {e}", spec.name);
             bad = true;
         }
@@ -171,7 +187,7 @@ fn run(ipc: Ipc, bi: &BootInfo) -> Result<bool, KError> {
     )?;
     let mut vms = Vec::new();
     for (index, spec) in specs.iter().enumerate() {
-        match vcpu::create(&mut k, index, spec, tsc_mhz, done) {
+        match vcpu::create(&mut k, index, spec, tsc_mhz, unix_secs, done) {
             Ok(vm) => {
                 log!(
                     "vm {}: created: {} MiB RAM, cmdline \"{}\"",

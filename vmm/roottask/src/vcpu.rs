@@ -11,7 +11,8 @@ use sel4::{sys, CPtr, Ipc, VcpuContext, VmEnterResult};
 use spin::Mutex;
 use vmm_core::exit::{Exit, GpRegs};
 use vmm_core::stats::ExitStats;
-use vmm_core::vm::{Action, Host, StopReason, Vm, VmConfig};
+use vmm_core::vm::{Action, CpuSnapshot, GuestKind, Host, Resume, StopReason, Vm, VmConfig};
+use vmm_core::vmx::{field, primary};
 
 /// Where guest RAM windows start in the VMM's address space (PML4 slot 2;
 /// slot 0 holds the root task's image, whose tables the kernel made).
@@ -72,6 +73,11 @@ impl VmHandle {
 struct Runner {
     name: &'static str,
     index: usize,
+    /// The notification bound to the vCPU thread (timer and input wake-ups).
+    wake: CPtr,
+    /// The VM's RAM in the VMM's address space, and its size.
+    window: u64,
+    ram: u64,
     vm: Vm,
     vcpu: CPtr,
     tcb: CPtr,
@@ -128,6 +134,7 @@ pub fn create(
     index: usize,
     spec: &VmSpec,
     tsc_mhz: u64,
+    unix_secs: i64,
     done: CPtr,
 ) -> Result<VmHandle, KError> {
     if index >= MAX_VMS {
@@ -168,13 +175,42 @@ pub fn create(
         base: window as *mut u8,
         size: ram,
     };
-    let memmap = pvh_loader::default_memmap(ram);
-    let boot = pvh_loader::load(spec.image, &mut mem, spec.cmdline, &memmap).map_err(|_| {
-        KError::Kernel(
-            "loading the image (it was validated before)",
-            sel4::Error::InvalidArgument,
-        )
-    })?;
+    let tsc_khz = tsc_mhz * 1000;
+    let kind = if spec.linux {
+        GuestKind::Linux { unix_secs }
+    } else {
+        GuestKind::Pvh
+    };
+    let mut vm = Vm::new(
+        VmConfig {
+            ram_size: ram,
+            tsc_khz,
+            kind,
+        },
+        ns(crate::rdtsc(), tsc_khz),
+    );
+    let (writes, regs, entry) = if spec.linux {
+        let memmap = linux_boot::pc_memmap(ram)
+            .map_err(|e| boot_error("sizing the Linux memory map", &e))?;
+        let tables = acpi_tables::write_tables(&acpi_tables::AcpiConfig::pc(), &mut mem)
+            .map_err(|e| boot_error("writing the ACPI tables", &e))?;
+        let cfg = linux_boot::BootConfig {
+            cmdline: spec.cmdline,
+            initrd: Some(spec.initrd),
+            memmap: &memmap,
+            acpi_rsdp: Some(tables.rsdp),
+        };
+        let boot = linux_boot::load(spec.image, &mut mem, &cfg)
+            .map_err(|e| boot_error("loading the Linux kernel", &e))?;
+        let (w, r) = vm.linux_boot_state(&boot.cpu);
+        (w, r, boot.cpu.rip)
+    } else {
+        let memmap = pvh_loader::default_memmap(ram);
+        let boot = pvh_loader::load(spec.image, &mut mem, spec.cmdline, &memmap)
+            .map_err(|e| boot_error("loading the image", &e))?;
+        let (w, r) = vm.boot_state(u64::from(boot.entry), u64::from(boot.start_info));
+        (w, r, u64::from(boot.entry))
+    };
 
     let tcb = k.create(sys::TCB_OBJECT, sys::TCB_BITS, "creating the vCPU thread")?;
     let vcpu = k.create(sys::X86_VCPU_OBJECT, sys::VCPU_BITS, "creating the VCPU")?;
@@ -207,11 +243,6 @@ pub fn create(
         .tcb_set_ept_root(tcb, ept)
         .ctx("giving the thread the EPT")?;
 
-    let vm = Vm::new(VmConfig {
-        ram_size: ram,
-        tsc_khz: tsc_mhz * 1000,
-    });
-    let (writes, regs) = vm.boot_state(u64::from(boot.entry), u64::from(boot.start_info));
     for &(field, value) in writes.as_slice() {
         k.ipc
             .vcpu_write_vmcs(vcpu, field, value)
@@ -244,7 +275,10 @@ pub fn create(
         vcpu,
         tcb,
         ipc,
-        rip: u64::from(boot.entry),
+        rip: entry,
+        wake,
+        window,
+        ram,
         done,
         result,
     }));
@@ -282,12 +316,17 @@ fn to_context(r: &GpRegs) -> VcpuContext {
 }
 
 /// The VMM's side of a VM's console and reports.
-struct ThreadHost {
+struct ThreadHost<'a> {
     name: &'static str,
     index: usize,
+    /// The vCPU's thread connection and VCPU (for VMCS reads); `None` once
+    /// the VM has stopped.
+    vcpu: Option<(&'a mut Ipc, CPtr)>,
+    window: u64,
+    ram: u64,
 }
 
-impl Host for ThreadHost {
+impl Host for ThreadHost<'_> {
     fn console_line(&mut self, line: &[u8]) {
         crate::console::write_line(format_args!("[{}] ", self.name), line);
     }
@@ -309,6 +348,45 @@ impl Host for ThreadHost {
     fn console_input(&mut self) -> Option<u8> {
         crate::events::console_input(self.index)
     }
+
+    fn read_guest(&self, gpa: u64, buf: &mut [u8]) -> bool {
+        let end = gpa.checked_add(buf.len() as u64);
+        if end.is_none_or(|e| e > self.ram) {
+            return false;
+        }
+        // SAFETY: [gpa, gpa+len) lies inside the VM's RAM window, mapped
+        // read-write into the VMM for the life of the VM. The guest may
+        // change the bytes concurrently only on another vCPU, and this VM
+        // has one, which is stopped in this exit.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                (self.window + gpa) as *const u8,
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        true
+    }
+
+    fn cpu_snapshot(&mut self) -> Option<CpuSnapshot> {
+        let (ipc, vcpu) = self.vcpu.as_mut()?;
+        let mut read = |f: u32| ipc.vcpu_read_vmcs(*vcpu, f).ok();
+        Some(CpuSnapshot {
+            rsp: read(field::GUEST_RSP)?,
+            cs_access_rights: read(field::GUEST_CS_ACCESS_RIGHTS)? as u32,
+            ss_access_rights: read(field::GUEST_SS_ACCESS_RIGHTS)? as u32,
+            cr0: read(field::GUEST_CR0)?,
+            cr4: read(field::GUEST_CR4)?,
+            bases: [
+                read(field::GUEST_ES_BASE)?,
+                read(field::GUEST_CS_BASE)?,
+                read(field::GUEST_SS_BASE)?,
+                read(field::GUEST_DS_BASE)?,
+                read(field::GUEST_FS_BASE)?,
+                read(field::GUEST_GS_BASE)?,
+            ],
+        })
+    }
 }
 
 extern "C" fn vcpu_main(runner: *mut Runner) -> ! {
@@ -318,6 +396,9 @@ extern "C" fn vcpu_main(runner: *mut Runner) -> ! {
     let mut host = ThreadHost {
         name: r.name,
         index: r.index,
+        vcpu: None,
+        window: r.window,
+        ram: r.ram,
     };
     r.vm.flush_console(&mut host);
     log!("vm {}: {} (tsc {})", r.name, outcome, crate::rdtsc());
@@ -336,95 +417,181 @@ extern "C" fn vcpu_main(runner: *mut Runner) -> ! {
 
 impl Runner {
     fn run(&mut self) -> StopReason {
-        let mut host = ThreadHost {
-            name: self.name,
-            index: self.index,
-        };
-        let ppc = u64::from(self.vm.primary_controls());
+        let base_ppc = self.vm.primary_controls();
+        let mut ppc = base_ppc;
         let mut interruption = 0u64;
         loop {
-            let (result, mr) = self.ipc.vm_enter(self.rip, ppc, interruption);
+            let (result, mr) = self.ipc.vm_enter(self.rip, u64::from(ppc), interruption);
             self.rip = mr[0];
-            if let VmEnterResult::Notification(_) = result {
-                interruption = mr[2];
-                continue;
-            }
-            let m = |i: u64| -> u64 {
-                match i {
-                    0..=3 => mr[i as usize],
-                    _ => 0,
+            let action = match result {
+                VmEnterResult::Notification(_) => {
+                    let mut host = ThreadHost {
+                        name: self.name,
+                        index: self.index,
+                        vcpu: Some((&mut self.ipc, self.vcpu)),
+                        window: self.window,
+                        ram: self.ram,
+                    };
+                    match self.vm.on_notification(self.rip, &mut host) {
+                        // seL4 returns without entering the guest when the
+                        // notification was already pending: an event queued
+                        // for that entry (MR2) was not delivered; keep it.
+                        Action::Resume(mut r) if r.interruption == 0 => {
+                            r.interruption = mr[2] as u32;
+                            if r.interruption & vmm_core::vmx::interruption::VALID == 0 {
+                                r.interruption = 0;
+                            }
+                            Action::Resume(r)
+                        }
+                        other => other,
+                    }
+                }
+                VmEnterResult::Fault => {
+                    let (exit, mut regs) = self.read_exit(&mr);
+                    let mut host = ThreadHost {
+                        name: self.name,
+                        index: self.index,
+                        vcpu: Some((&mut self.ipc, self.vcpu)),
+                        window: self.window,
+                        ram: self.ram,
+                    };
+                    let action = self.vm.handle(&exit, &mut regs, &mut host);
+                    if let Action::Resume(r) | Action::Halt(r) = &action {
+                        if r.regs_dirty {
+                            if let Err(e) =
+                                self.ipc.vcpu_write_registers(self.vcpu, &to_context(&regs))
+                            {
+                                log!("vm {}: writing guest registers failed: {e}", self.name);
+                                return StopReason::Inconsistent {
+                                    what: "register write refused by the kernel",
+                                    rip: self.rip,
+                                };
+                            }
+                        }
+                    }
+                    action
                 }
             };
-            let mut get = |i: u64| if i < 4 { m(i) } else { self.ipc.mr(i as usize) };
-            let exit = Exit {
-                raw_reason: get(sys::VMENTER_FAULT_REASON_MR) as u32,
-                qualification: get(sys::VMENTER_FAULT_QUALIFICATION_MR),
-                instruction_len: get(sys::VMENTER_FAULT_INSTRUCTION_LEN_MR),
-                guest_physical: get(sys::VMENTER_FAULT_GUEST_PHYSICAL_MR),
-                rip: self.rip,
-                rflags: get(sys::VMENTER_FAULT_RFLAGS_MR),
-                interruptibility: get(sys::VMENTER_FAULT_GUEST_INT_MR),
-                cr3: get(sys::VMENTER_FAULT_CR3_MR),
-            };
-            let mut g = [0u64; 15];
-            for (i, slot) in g.iter_mut().enumerate() {
-                *slot = get(sys::VMENTER_FAULT_EAX + i as u64);
-            }
-            let mut regs = GpRegs {
-                rax: g[0],
-                rbx: g[1],
-                rcx: g[2],
-                rdx: g[3],
-                rsi: g[4],
-                rdi: g[5],
-                rbp: g[6],
-                r8: g[7],
-                r9: g[8],
-                r10: g[9],
-                r11: g[10],
-                r12: g[11],
-                r13: g[12],
-                r14: g[13],
-                r15: g[14],
-            };
-            match self.vm.handle(&exit, &mut regs, &mut host) {
+            let resume = match action {
                 Action::Stop(reason) => return reason,
-                Action::Resume(resume) => {
-                    for &(field, value) in resume.vmcs.as_slice() {
-                        if let Err(e) = self.ipc.vcpu_write_vmcs(self.vcpu, field, value) {
-                            log!(
-                                "vm {}: writing VMCS field {field:#x} failed: {e}",
-                                self.name
-                            );
-                            return StopReason::Inconsistent {
-                                what: "VMCS write refused by the kernel",
-                                rip: self.rip,
-                            };
-                        }
-                    }
-                    if let Some((msr, value)) = resume.msr {
-                        if let Err(e) = self.ipc.vcpu_write_msr(self.vcpu, msr, value) {
-                            log!("vm {}: setting guest MSR {msr:#x} failed: {e}", self.name);
-                            return StopReason::Inconsistent {
-                                what: "MSR write refused by the kernel",
-                                rip: self.rip,
-                            };
-                        }
-                    }
-                    if resume.regs_dirty {
-                        if let Err(e) = self.ipc.vcpu_write_registers(self.vcpu, &to_context(&regs))
-                        {
-                            log!("vm {}: writing guest registers failed: {e}", self.name);
-                            return StopReason::Inconsistent {
-                                what: "register write refused by the kernel",
-                                rip: self.rip,
-                            };
-                        }
-                    }
-                    self.rip = resume.rip;
-                    interruption = u64::from(resume.interruption);
-                }
+                Action::Resume(r) => r,
+                Action::Halt(r) => match self.halt(r) {
+                    Ok(r) => r,
+                    Err(reason) => return reason,
+                },
+            };
+            if let Err(reason) = self.apply(&resume) {
+                return reason;
+            }
+            crate::events::set_deadline(self.index, self.vm.deadline_tsc());
+            self.rip = resume.rip;
+            interruption = u64::from(resume.interruption);
+            ppc = if resume.interrupt_window {
+                base_ppc | primary::INTERRUPT_WINDOW_EXITING
+            } else {
+                base_ppc
+            };
+        }
+    }
+
+    /// Blocks the halted vCPU until an interrupt can be delivered.
+    fn halt(&mut self, mut pending: Resume) -> Result<Resume, StopReason> {
+        loop {
+            crate::events::set_deadline(self.index, self.vm.deadline_tsc());
+            sel4::wait(self.wake);
+            let mut host = ThreadHost {
+                name: self.name,
+                index: self.index,
+                vcpu: Some((&mut self.ipc, self.vcpu)),
+                window: self.window,
+                ram: self.ram,
+            };
+            match self.vm.wake(pending, &mut host) {
+                Action::Resume(r) => return Ok(r),
+                Action::Halt(r) => pending = r,
+                Action::Stop(reason) => return Err(reason),
             }
         }
     }
+
+    /// Writes what a resume asks for into the VMCS and the kernel's copy of
+    /// the guest's MSRs.
+    fn apply(&mut self, resume: &Resume) -> Result<(), StopReason> {
+        for &(field, value) in resume.vmcs.as_slice() {
+            if let Err(e) = self.ipc.vcpu_write_vmcs(self.vcpu, field, value) {
+                log!(
+                    "vm {}: writing VMCS field {field:#x} failed: {e}",
+                    self.name
+                );
+                return Err(StopReason::Inconsistent {
+                    what: "VMCS write refused by the kernel",
+                    rip: self.rip,
+                });
+            }
+        }
+        if let Some((msr, value)) = resume.msr {
+            if let Err(e) = self.ipc.vcpu_write_msr(self.vcpu, msr, value) {
+                log!("vm {}: setting guest MSR {msr:#x} failed: {e}", self.name);
+                return Err(StopReason::Inconsistent {
+                    what: "MSR write refused by the kernel",
+                    rip: self.rip,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The exit and guest registers from the fault message.
+    fn read_exit(&mut self, mr: &[u64; 4]) -> (Exit, GpRegs) {
+        let mut get = |i: u64| match mr.get(i as usize) {
+            Some(v) => *v,
+            None => self.ipc.mr(i as usize),
+        };
+        let exit = Exit {
+            raw_reason: get(sys::VMENTER_FAULT_REASON_MR) as u32,
+            qualification: get(sys::VMENTER_FAULT_QUALIFICATION_MR),
+            instruction_len: get(sys::VMENTER_FAULT_INSTRUCTION_LEN_MR),
+            guest_physical: get(sys::VMENTER_FAULT_GUEST_PHYSICAL_MR),
+            rip: self.rip,
+            rflags: get(sys::VMENTER_FAULT_RFLAGS_MR),
+            interruptibility: get(sys::VMENTER_FAULT_GUEST_INT_MR),
+            cr3: get(sys::VMENTER_FAULT_CR3_MR),
+        };
+        let mut g = [0u64; 15];
+        for (i, slot) in g.iter_mut().enumerate() {
+            *slot = get(sys::VMENTER_FAULT_EAX + i as u64);
+        }
+        let regs = GpRegs {
+            rax: g[0],
+            rbx: g[1],
+            rcx: g[2],
+            rdx: g[3],
+            rsi: g[4],
+            rdi: g[5],
+            rbp: g[6],
+            r8: g[7],
+            r9: g[8],
+            r10: g[9],
+            r11: g[10],
+            r12: g[11],
+            r13: g[12],
+            r14: g[13],
+            r15: g[14],
+        };
+        (exit, regs)
+    }
+}
+
+/// TSC ticks to nanoseconds.
+fn ns(tsc: u64, tsc_khz: u64) -> u64 {
+    if tsc_khz == 0 {
+        return 0;
+    }
+    u64::try_from(u128::from(tsc) * 1_000_000 / u128::from(tsc_khz)).unwrap_or(u64::MAX)
+}
+
+/// A loader error as a kernel-object error with the loader's message logged.
+fn boot_error(what: &'static str, e: &dyn core::fmt::Display) -> KError {
+    log!("{what}: {e}");
+    KError::Kernel(what, sel4::Error::InvalidArgument)
 }

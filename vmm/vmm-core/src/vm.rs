@@ -31,9 +31,33 @@ pub const CONSOLE_LINE: usize = 200;
 pub const MISDEED_REPORTS: u32 = 8;
 
 const IA32_EFER: u32 = 0xC000_0080;
+/// The x2APIC MSR range, served by the platform's LAPIC.
+const X2APIC_MSRS: core::ops::RangeInclusive<u32> = 0x800..=0x8FF;
+
+/// Converts TSC ticks to nanoseconds for a `tsc_khz` clock.
+fn tsc_to_ns(tsc: u64, tsc_khz: u64) -> u64 {
+    if tsc_khz == 0 {
+        return 0;
+    }
+    let ns = u128::from(tsc) * 1_000_000 / u128::from(tsc_khz);
+    u64::try_from(ns).unwrap_or(u64::MAX)
+}
 const RFLAGS_IF: u64 = 1 << 9;
 const VECTOR_GP: u32 = 13;
 const VECTOR_UD: u32 = 6;
+
+/// What a VM boots, which decides its platform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestKind {
+    /// A PVH unikernel: COM1 and the exit port, nothing else.
+    Pvh,
+    /// Linux: the PC platform of `vmm-devices` (LAPIC, IOAPIC, PIT, RTC,
+    /// PCI host bridge, ACPI PM), COM1 on GSI 4.
+    Linux {
+        /// Wall-clock time for the RTC, seconds since 1970.
+        unix_secs: i64,
+    },
+}
 
 /// Static facts about a VM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,7 +66,33 @@ pub struct VmConfig {
     pub ram_size: u64,
     /// The TSC frequency in kHz that the guest is told.
     pub tsc_khz: u64,
+    /// What it boots.
+    pub kind: GuestKind,
 }
+
+/// The vCPU state an instruction emulation needs beyond the exit's
+/// registers, read from the VMCS on demand.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuSnapshot {
+    /// RSP.
+    pub rsp: u64,
+    /// CS access rights (VMX format: L is bit 13, D/B bit 14).
+    pub cs_access_rights: u32,
+    /// SS access rights (DPL in bits 5-6 is the CPL).
+    pub ss_access_rights: u32,
+    /// The real CR0 and CR4 (the VMM shadows only some bits).
+    pub cr0: u64,
+    /// See `cr0`.
+    pub cr4: u64,
+    /// Segment bases: ES, CS, SS, DS, FS, GS.
+    pub bases: [u64; 6],
+}
+
+/// COM1's interrupt line on the PC platform.
+const COM1_GSI: u32 = 4;
+/// The guest-visible APIC timer clock (1 GHz: one count per nanosecond at
+/// divide-by-1), reported through CPUID.
+const APIC_BUS_HZ: u64 = 1_000_000_000;
 
 /// What the VMM's environment does for the exit handler.
 pub trait Host {
@@ -56,6 +106,11 @@ pub trait Host {
     fn tsc(&self) -> u64;
     /// The next byte of console input for this VM, if any is waiting.
     fn console_input(&mut self) -> Option<u8>;
+    /// Reads guest RAM at `gpa`; `false` if any byte is not RAM.
+    fn read_guest(&self, gpa: u64, buf: &mut [u8]) -> bool;
+    /// Reads what instruction emulation needs from the VMCS; `None` if the
+    /// kernel refused.
+    fn cpu_snapshot(&mut self) -> Option<CpuSnapshot>;
 }
 
 /// Why a VM stopped.
@@ -84,12 +139,18 @@ pub enum StopReason {
     /// The exit information was inconsistent (e.g. an impossible instruction
     /// length); the VM cannot be resumed safely.
     Inconsistent { what: &'static str, rip: u64 },
+    /// The guest powered itself off (ACPI S5).
+    PoweredOff,
+    /// The guest asked for a reset (reboot); the VM ends.
+    ResetRequested,
+    /// An MMIO access by an instruction the emulator does not support.
+    UnsupportedInstruction { bytes: [u8; 15], len: u8, rip: u64 },
 }
 
 impl StopReason {
     /// Whether this is a clean, successful end (exit status 0).
     pub fn is_clean(&self) -> bool {
-        matches!(self, StopReason::Exited(0))
+        matches!(self, StopReason::Exited(0) | StopReason::PoweredOff)
     }
 }
 
@@ -102,9 +163,10 @@ impl fmt::Display for StopReason {
                 f,
                 "stopped: {access} of unmapped guest-physical address {gpa:#x} at rip {rip:#x}"
             ),
-            StopReason::HaltedForever { rip } => {
-                write!(f, "stopped: HLT with interrupts disabled at rip {rip:#x}")
-            }
+            StopReason::HaltedForever { rip } => write!(
+                f,
+                "stopped: HLT that nothing can wake (interrupts disabled or no interrupt source) at rip {rip:#x}"
+            ),
             StopReason::EntryFailed { reason } => {
                 let why = ExitReason::from_raw(reason)
                     .map(ExitReason::name)
@@ -130,6 +192,15 @@ impl fmt::Display for StopReason {
                     "stopped: inconsistent exit information ({what}) at rip {rip:#x}"
                 )
             }
+            StopReason::PoweredOff => write!(f, "powered off"),
+            StopReason::ResetRequested => write!(f, "stopped: the guest asked for a reset"),
+            StopReason::UnsupportedInstruction { bytes, len, rip } => {
+                write!(f, "stopped: unsupported MMIO instruction at rip {rip:#x}:")?;
+                for b in bytes.iter().take(usize::from(len)) {
+                    write!(f, " {b:02x}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -148,6 +219,23 @@ pub struct Resume {
     /// A guest MSR the kernel switches for the guest (STAR, LSTAR, CSTAR,
     /// FMASK) and its new value.
     pub msr: Option<(u32, u64)>,
+    /// An interrupt is waiting for the guest to open its interrupt window:
+    /// enter with interrupt-window exiting on.
+    pub interrupt_window: bool,
+}
+
+impl Resume {
+    /// Resume at `rip` with nothing else to do.
+    pub fn at(rip: u64) -> Self {
+        Resume {
+            rip,
+            interruption: 0,
+            regs_dirty: false,
+            vmcs: VmcsWrites::default(),
+            msr: None,
+            interrupt_window: false,
+        }
+    }
 }
 
 /// The decision for one VM exit. (`Resume` carries its VMCS writes inline:
@@ -157,6 +245,9 @@ pub struct Resume {
 pub enum Action {
     /// Enter the guest again.
     Resume(Resume),
+    /// The guest halted waiting for an interrupt: block until woken (a timer
+    /// deadline, console input), then call [`Vm::wake`] with this resume.
+    Halt(Resume),
     /// Stop the VM.
     Stop(StopReason),
 }
@@ -190,14 +281,47 @@ pub struct Vm {
     tpr: u64,
     stats: ExitStats,
     misdeeds: Misdeeds,
+    platform: Option<vmm_devices::Platform>,
+    /// RFLAGS when the guest halted (its IF decides whether it can wake).
+    halted_rflags: u64,
 }
 
 impl Vm {
-    /// A VM about to start at a PVH entry point.
-    pub fn new(cfg: VmConfig) -> Self {
+    /// A VM about to start; `now_ns` is the VMM's clock (see
+    /// [`Vm::now_ns`]) at creation.
+    pub fn new(cfg: VmConfig, now_ns: u64) -> Self {
+        let linux = matches!(cfg.kind, GuestKind::Linux { .. });
         let cpuid = vcpu_policy::CpuidConfig {
             tsc_khz: u32::try_from(cfg.tsc_khz).unwrap_or(0),
+            x2apic: linux,
+            tsc_deadline: linux,
+            mtrr: linux,
+            apic_bus_khz: if linux {
+                (APIC_BUS_HZ / 1000) as u32
+            } else {
+                0
+            },
             ..vcpu_policy::CpuidConfig::default()
+        };
+        let platform = match cfg.kind {
+            GuestKind::Pvh => None,
+            GuestKind::Linux { unix_secs } => {
+                let pc = vmm_devices::PlatformConfig {
+                    lapic: vmm_devices::LapicConfig {
+                        apic_id: 0,
+                        bus_hz: APIC_BUS_HZ,
+                        tsc_hz: cfg.tsc_khz.saturating_mul(1000),
+                        tsc_deadline: true,
+                    },
+                    rtc: vmm_devices::RtcConfig {
+                        unix_secs,
+                        nanos: 0,
+                        century_index: Some(0x32),
+                    },
+                    ..vmm_devices::PlatformConfig::default()
+                };
+                vmm_devices::Platform::without_pci_devices(pc, now_ns).ok()
+            }
         };
         Vm {
             cfg,
@@ -209,7 +333,135 @@ impl Vm {
             tpr: 0,
             stats: ExitStats::default(),
             misdeeds: Misdeeds::default(),
+            platform,
+            halted_rflags: 0,
         }
+    }
+
+    /// The VMM's clock for device models: nanoseconds of TSC time.
+    pub fn now_ns(&self, host: &dyn Host) -> u64 {
+        tsc_to_ns(host.tsc(), self.cfg.tsc_khz)
+    }
+
+    /// The TSC value at which the platform next has work (a timer), if any.
+    pub fn deadline_tsc(&self) -> Option<u64> {
+        let ns = self.platform.as_ref()?.next_deadline()?;
+        let tsc = u128::from(ns) * u128::from(self.cfg.tsc_khz) / 1_000_000;
+        Some(u64::try_from(tsc).unwrap_or(u64::MAX))
+    }
+
+    /// The VMCS state and registers for entering a Linux kernel in 64-bit
+    /// mode as the boot protocol describes it.
+    pub fn linux_boot_state(&mut self, s: &linux_boot::LongModeState) -> (VmcsWrites, GpRegs) {
+        self.mode = Mode {
+            cr0_shadow: s.cr0,
+            cr4_shadow: s.cr4,
+            efer: s.efer,
+            entry_controls: Mode::pvh().entry_controls | crate::vmx::entry::IA32E_MODE_GUEST,
+        };
+        let mut w = VmcsWrites::default();
+        let seg = |w: &mut VmcsWrites, f: [u32; 4], sg: &linux_boot::Segment| {
+            w.push(f[0], u64::from(sg.selector));
+            w.push(f[1], sg.base);
+            w.push(f[2], u64::from(sg.limit));
+            w.push(f[3], u64::from(sg.access_rights));
+        };
+        use field::*;
+        seg(
+            &mut w,
+            [
+                GUEST_CS_SELECTOR,
+                GUEST_CS_BASE,
+                GUEST_CS_LIMIT,
+                GUEST_CS_ACCESS_RIGHTS,
+            ],
+            &s.cs,
+        );
+        for f in [
+            [
+                GUEST_DS_SELECTOR,
+                GUEST_DS_BASE,
+                GUEST_DS_LIMIT,
+                GUEST_DS_ACCESS_RIGHTS,
+            ],
+            [
+                GUEST_ES_SELECTOR,
+                GUEST_ES_BASE,
+                GUEST_ES_LIMIT,
+                GUEST_ES_ACCESS_RIGHTS,
+            ],
+            [
+                GUEST_SS_SELECTOR,
+                GUEST_SS_BASE,
+                GUEST_SS_LIMIT,
+                GUEST_SS_ACCESS_RIGHTS,
+            ],
+            [
+                GUEST_FS_SELECTOR,
+                GUEST_FS_BASE,
+                GUEST_FS_LIMIT,
+                GUEST_FS_ACCESS_RIGHTS,
+            ],
+            [
+                GUEST_GS_SELECTOR,
+                GUEST_GS_BASE,
+                GUEST_GS_LIMIT,
+                GUEST_GS_ACCESS_RIGHTS,
+            ],
+        ] {
+            seg(&mut w, f, &s.ds);
+        }
+        seg(
+            &mut w,
+            [
+                GUEST_TR_SELECTOR,
+                GUEST_TR_BASE,
+                GUEST_TR_LIMIT,
+                GUEST_TR_ACCESS_RIGHTS,
+            ],
+            &s.tr,
+        );
+        seg(
+            &mut w,
+            [
+                GUEST_LDTR_SELECTOR,
+                GUEST_LDTR_BASE,
+                GUEST_LDTR_LIMIT,
+                GUEST_LDTR_ACCESS_RIGHTS,
+            ],
+            &s.ldtr,
+        );
+        w.push(GUEST_GDTR_BASE, s.gdt.base);
+        w.push(GUEST_GDTR_LIMIT, u64::from(s.gdt.limit));
+        w.push(GUEST_IDTR_BASE, s.idt.base);
+        w.push(GUEST_IDTR_LIMIT, u64::from(s.idt.limit));
+        w.push(GUEST_CR0, Mode::real_cr0(s.cr0));
+        w.push(CR0_READ_SHADOW, s.cr0);
+        w.push(CR0_MASK, crate::mode::CR0_OWNED);
+        w.push(GUEST_CR4, Mode::real_cr4(s.cr4));
+        w.push(CR4_READ_SHADOW, s.cr4);
+        w.push(CR4_MASK, crate::mode::CR4_OWNED);
+        w.push(GUEST_CR3, s.cr3);
+        w.push(GUEST_EFER, s.efer);
+        w.push(GUEST_PAT, 0x0007_0406_0007_0406);
+        w.push(GUEST_RFLAGS, s.rflags);
+        w.push(GUEST_RSP, s.rsp);
+        w.push(GUEST_RIP, s.rip);
+        w.push(GUEST_INTERRUPTIBILITY, 0);
+        w.push(GUEST_ACTIVITY, 0);
+        w.push(ENTRY_CONTROLS, u64::from(self.mode.entry_controls));
+        w.push(
+            SECONDARY_CONTROLS,
+            u64::from(
+                secondary::ENABLE_EPT | secondary::UNRESTRICTED_GUEST | secondary::WBINVD_EXITING,
+            ),
+        );
+        w.push(EXCEPTION_BITMAP, 0);
+        let regs = GpRegs {
+            rsi: s.rsi,
+            ..GpRegs::default()
+        };
+        (w, regs)
     }
 
     /// The VM's configuration.
@@ -269,6 +521,115 @@ impl Vm {
     /// Decides what to do about one VM exit. `regs` are the guest's
     /// general-purpose registers; the handler may change them.
     pub fn handle(&mut self, exit: &Exit, regs: &mut GpRegs, host: &mut dyn Host) -> Action {
+        let action = self.handle_exit(exit, regs, host);
+        // Leaving an instruction ends an STI / MOV SS interrupt shadow.
+        let shadow = exit.interruptibility & 3 != 0;
+        let advanced = matches!(&action, Action::Resume(r) | Action::Halt(r) if r.rip != exit.rip);
+        let action = match action {
+            Action::Resume(mut r) if shadow && advanced => {
+                r.vmcs
+                    .push(field::GUEST_INTERRUPTIBILITY, exit.interruptibility & !3);
+                Action::Resume(r)
+            }
+            other => other,
+        };
+        let blocked = shadow && !advanced;
+        self.finish(action, exit.rflags, blocked, host)
+    }
+
+    /// The guest was interrupted by a host event (its notification) while
+    /// running at `rip`: bring the devices up to date and, if an interrupt
+    /// is pending, ask for an interrupt-window exit to deliver it.
+    pub fn on_notification(&mut self, rip: u64, host: &mut dyn Host) -> Action {
+        let mut r = Resume::at(rip);
+        if let Some(stop) = self.poll_devices(host) {
+            return Action::Stop(stop);
+        }
+        if self
+            .platform
+            .as_ref()
+            .and_then(|p| p.pending_vector())
+            .is_some()
+        {
+            r.interrupt_window = true;
+        }
+        Action::Resume(r)
+    }
+
+    /// A halted guest was woken (deadline or input): resume it with an
+    /// interrupt if one can be delivered, else stay halted.
+    pub fn wake(&mut self, pending: Resume, host: &mut dyn Host) -> Action {
+        let rflags = self.halted_rflags;
+        match self.finish(Action::Halt(pending), rflags, false, host) {
+            Action::Resume(r) => Action::Resume(r),
+            other => other,
+        }
+    }
+
+    /// Brings the platform up to date: console input into COM1, COM1's
+    /// interrupt line, timers. Returns a stop if the guest asked to power
+    /// off or reset.
+    fn poll_devices(&mut self, host: &mut dyn Host) -> Option<StopReason> {
+        let now = self.now_ns(host);
+        let platform = self.platform.as_mut()?;
+        while self.uart.rx_space() > 0 {
+            match host.console_input() {
+                Some(b) if self.uart.push_input(b) => {}
+                _ => break,
+            }
+        }
+        platform.set_irq(COM1_GSI, self.uart.irq_pending());
+        platform.advance(now);
+        match platform.take_power_request() {
+            Some(vmm_devices::PowerRequest::Off) => Some(StopReason::PoweredOff),
+            Some(vmm_devices::PowerRequest::Reset) => Some(StopReason::ResetRequested),
+            Some(vmm_devices::PowerRequest::Sleep(_)) | None => None,
+        }
+    }
+
+    /// After an exit's own work: update devices and deliver a pending
+    /// interrupt when the guest can take one (`rflags` as the guest will
+    /// resume; `blocked`: an interrupt shadow is still in force).
+    fn finish(
+        &mut self,
+        action: Action,
+        rflags: u64,
+        blocked: bool,
+        host: &mut dyn Host,
+    ) -> Action {
+        if self.platform.is_none() {
+            return action;
+        }
+        let (mut r, halted) = match action {
+            Action::Resume(r) => (r, false),
+            Action::Halt(r) => (r, true),
+            stop => return stop,
+        };
+        if let Some(stop) = self.poll_devices(host) {
+            return Action::Stop(stop);
+        }
+        let Some(platform) = self.platform.as_mut() else {
+            return Action::Resume(r);
+        };
+        if let Some(vector) = platform.pending_vector() {
+            let can_take =
+                rflags & RFLAGS_IF != 0 && !blocked && r.interruption & interruption::VALID == 0;
+            if can_take && platform.acknowledge(vector).is_ok() {
+                r.interruption =
+                    interruption::VALID | interruption::TYPE_EXTERNAL | u32::from(vector);
+                return Action::Resume(r);
+            }
+            r.interrupt_window = true;
+        }
+        if halted {
+            self.halted_rflags = rflags;
+            Action::Halt(r)
+        } else {
+            Action::Resume(r)
+        }
+    }
+
+    fn handle_exit(&mut self, exit: &Exit, regs: &mut GpRegs, host: &mut dyn Host) -> Action {
         self.stats.record(exit.raw_reason);
         if exit.raw_reason == u32::MAX || exit.raw_reason & (1 << 31) != 0 {
             return Action::Stop(StopReason::EntryFailed {
@@ -319,19 +680,29 @@ impl Vm {
                 self.advance(exit, false, VmcsWrites::default())
             }
             ExitReason::Hlt => {
-                if exit.rflags & RFLAGS_IF == 0 {
-                    Action::Stop(StopReason::HaltedForever { rip: exit.rip })
-                } else {
-                    // No interrupt source exists yet, so a halted vCPU could
-                    // never wake: treat it like HLT with interrupts off.
-                    Action::Stop(StopReason::HaltedForever { rip: exit.rip })
+                // Without a platform nothing can ever interrupt the guest;
+                // with interrupts off nothing can wake it.
+                if self.platform.is_none() || exit.rflags & RFLAGS_IF == 0 {
+                    return Action::Stop(StopReason::HaltedForever { rip: exit.rip });
+                }
+                match self.advance(exit, false, VmcsWrites::default()) {
+                    Action::Resume(r) => Action::Halt(r),
+                    other => other,
                 }
             }
+            ExitReason::InterruptWindow => Action::Resume(Resume::at(exit.rip)),
             ExitReason::TripleFault => Action::Stop(StopReason::TripleFault { rip: exit.rip }),
             ExitReason::EptViolation => {
                 let access = EptAccess::decode(exit.qualification).describe();
                 if exit.guest_physical < self.cfg.ram_size {
                     return self.inconsistent("EPT violation inside guest RAM", exit);
+                }
+                let device = self
+                    .platform
+                    .as_ref()
+                    .and_then(|p| p.mmio_device(exit.guest_physical));
+                if device.is_some() && !EptAccess::decode(exit.qualification).fetch {
+                    return self.mmio(exit, regs, host);
                 }
                 Action::Stop(StopReason::UnmappedAccess {
                     gpa: exit.guest_physical,
@@ -382,11 +753,9 @@ impl Vm {
             rip &= 0xffff_ffff;
         }
         Action::Resume(Resume {
-            rip,
-            interruption: 0,
             regs_dirty,
             vmcs,
-            msr: None,
+            ..Resume::at(rip)
         })
     }
 
@@ -399,11 +768,10 @@ impl Vm {
             vmcs.push(field::ENTRY_EXCEPTION_ERROR_CODE, 0);
         }
         Action::Resume(Resume {
-            rip: exit.rip,
             interruption: info,
             regs_dirty,
             vmcs,
-            msr: None,
+            ..Resume::at(exit.rip)
         })
     }
 
@@ -462,7 +830,28 @@ impl Vm {
                     });
                 }
             }
-            EXIT_PORT if !io.input => return Action::Stop(StopReason::Exited(value as u8)),
+            EXIT_PORT if !io.input && self.platform.is_none() => {
+                return Action::Stop(StopReason::Exited(value as u8))
+            }
+            port if self
+                .platform
+                .as_ref()
+                .and_then(|p| p.port_device(port))
+                .is_some() =>
+            {
+                let now = self.now_ns(host);
+                if let Some(platform) = self.platform.as_mut() {
+                    if io.input {
+                        // A device that refuses the access reads as open bus.
+                        let v = platform
+                            .port_read(now, port, io.size)
+                            .map_or(mask, u64::from);
+                        regs.rax = (regs.rax & !mask) | (v & mask);
+                    } else {
+                        let _ = platform.port_write(now, port, io.size, value as u32);
+                    }
+                }
+            }
             port => {
                 self.misdeeds.unassigned_ports += 1;
                 let n = self.misdeeds.unassigned_ports;
@@ -495,8 +884,12 @@ impl Vm {
         let msr = regs.rcx as u32;
         let value = if msr == IA32_EFER {
             Ok(self.mode.efer)
+        } else if let (Some(platform), true) = (self.platform.as_mut(), X2APIC_MSRS.contains(&msr))
+        {
+            let now = tsc_to_ns(host.tsc(), self.cfg.tsc_khz);
+            platform.msr_read(now, msr).map_err(|_| ())
         } else {
-            self.msrs.read(msr, host.tsc())
+            self.msrs.read(msr, host.tsc()).map_err(|_| ())
         };
         match value {
             Ok(v) => {
@@ -522,6 +915,13 @@ impl Vm {
                 ),
             };
         }
+        let now = tsc_to_ns(host.tsc(), self.cfg.tsc_khz);
+        if let (Some(platform), true) = (self.platform.as_mut(), X2APIC_MSRS.contains(&msr)) {
+            return match platform.msr_write(now, msr, value) {
+                Ok(()) => self.advance(exit, false, VmcsWrites::default()),
+                Err(_) => self.msr_misdeed(exit, host, msr, Some(value)),
+            };
+        }
         let before = self.msrs.clone();
         let effect = match self.msrs.write(msr, value, host.tsc()) {
             Ok(effect) => effect,
@@ -543,9 +943,18 @@ impl Vm {
                 _ => sync = Some((m, v)),
             },
             vcpu_policy::MsrEffect::None => {}
-            // seL4 does not let the VMM set the TSC offset, and the LAPIC
-            // model arrives with the Linux platform: until then these writes
-            // are refused rather than silently not taking effect.
+            e @ (vcpu_policy::MsrEffect::TscDeadline(_) | vcpu_policy::MsrEffect::ApicMode(_))
+                if self.platform.is_some() =>
+            {
+                let tsc = host.tsc();
+                let now = tsc_to_ns(tsc, self.cfg.tsc_khz);
+                if let Some(platform) = self.platform.as_mut() {
+                    platform.apply_msr_effect(now, tsc, e);
+                }
+            }
+            // seL4 does not let the VMM set the TSC offset, and a VM without
+            // the PC platform has no LAPIC: these writes are refused rather
+            // than silently not taking effect.
             vcpu_policy::MsrEffect::TscOffset(_)
             | vcpu_policy::MsrEffect::TscDeadline(_)
             | vcpu_policy::MsrEffect::ApicMode(_) => {
@@ -590,6 +999,98 @@ impl Vm {
         self.inject(exit, VECTOR_GP, false)
     }
 
+    /// Emulates the instruction that touched a platform device's MMIO page.
+    fn mmio(&mut self, exit: &Exit, regs: &mut GpRegs, host: &mut dyn Host) -> Action {
+        let Some(snap) = host.cpu_snapshot() else {
+            return self.inconsistent("reading the vCPU state for MMIO emulation", exit);
+        };
+        let now = self.now_ns(host);
+        let lma = self.mode.efer & crate::vmx::efer::LMA != 0;
+        let cpu = x86_emul::CpuState {
+            mode: x86_emul::Mode::from_cs(
+                lma,
+                snap.cs_access_rights & (1 << 13) != 0,
+                snap.cs_access_rights & (1 << 14) != 0,
+            ),
+            cpl: ((snap.ss_access_rights >> 5) & 3) as u8,
+            paging: x86_emul::Paging::new(snap.cr0, exit.cr3, snap.cr4, self.mode.efer),
+            segments: x86_emul::SegmentBases {
+                es: snap.bases[0],
+                cs: snap.bases[1],
+                ss: snap.bases[2],
+                ds: snap.bases[3],
+                fs: snap.bases[4],
+                gs: snap.bases[5],
+            },
+        };
+        let mut r = x86_emul::Regs {
+            rax: regs.rax,
+            rcx: regs.rcx,
+            rdx: regs.rdx,
+            rbx: regs.rbx,
+            rsp: snap.rsp,
+            rbp: regs.rbp,
+            rsi: regs.rsi,
+            rdi: regs.rdi,
+            r8: regs.r8,
+            r9: regs.r9,
+            r10: regs.r10,
+            r11: regs.r11,
+            r12: regs.r12,
+            r13: regs.r13,
+            r14: regs.r14,
+            r15: regs.r15,
+            rip: exit.rip,
+            rflags: exit.rflags,
+        };
+        let Some(platform) = self.platform.as_mut() else {
+            return self.inconsistent("MMIO without a platform", exit);
+        };
+        let mem = HostMemory(&*host);
+        let mut bus = PlatformMmio { platform, now };
+        match x86_emul::Emulator::new(cpu, &mem).emulate(&mut r, &mut bus, exit.guest_physical) {
+            Ok(_) => {
+                *regs = GpRegs {
+                    rax: r.rax,
+                    rbx: r.rbx,
+                    rcx: r.rcx,
+                    rdx: r.rdx,
+                    rsi: r.rsi,
+                    rdi: r.rdi,
+                    rbp: r.rbp,
+                    r8: r.r8,
+                    r9: r.r9,
+                    r10: r.r10,
+                    r11: r.r11,
+                    r12: r.r12,
+                    r13: r.r13,
+                    r14: r.r14,
+                    r15: r.r15,
+                };
+                let mut vmcs = VmcsWrites::default();
+                if r.rflags != exit.rflags {
+                    vmcs.push(field::GUEST_RFLAGS, r.rflags);
+                }
+                if r.rsp != snap.rsp {
+                    vmcs.push(field::GUEST_RSP, r.rsp);
+                }
+                Action::Resume(Resume {
+                    regs_dirty: true,
+                    vmcs,
+                    ..Resume::at(r.rip)
+                })
+            }
+            Err(x86_emul::EmulError::Unsupported { bytes, len }) => {
+                Action::Stop(StopReason::UnsupportedInstruction {
+                    bytes,
+                    len,
+                    rip: exit.rip,
+                })
+            }
+            Err(_) => self.inconsistent("the MMIO instruction could not be emulated", exit),
+        }
+    }
+
     fn cr(&mut self, exit: &Exit, regs: &mut GpRegs, host: &mut dyn Host) -> Action {
         match CrAccess::decode(exit.qualification) {
             CrAccess::MovTo { cr, gpr } => {
@@ -630,6 +1131,47 @@ impl Vm {
     }
 }
 
+/// Guest RAM for the instruction emulator, through the host.
+struct HostMemory<'a>(&'a dyn Host);
+
+impl x86_emul::GuestMemory for HostMemory<'_> {
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), x86_emul::MemError> {
+        if self.0.read_guest(gpa, buf) {
+            Ok(())
+        } else {
+            Err(x86_emul::MemError {
+                gpa,
+                len: buf.len(),
+            })
+        }
+    }
+}
+
+/// The platform's MMIO devices for the instruction emulator.
+struct PlatformMmio<'a> {
+    platform: &'a mut vmm_devices::Platform,
+    now: u64,
+}
+
+impl x86_emul::Mmio for PlatformMmio<'_> {
+    fn read(&mut self, gpa: u64, size: x86_emul::Size) -> Result<u64, x86_emul::MmioError> {
+        self.platform
+            .mmio_read(self.now, gpa, size.bytes())
+            .map_err(|_| x86_emul::MmioError::Unmapped { gpa })
+    }
+
+    fn write(
+        &mut self,
+        gpa: u64,
+        size: x86_emul::Size,
+        value: u64,
+    ) -> Result<(), x86_emul::MmioError> {
+        self.platform
+            .mmio_write(self.now, gpa, size.bytes(), value)
+            .map_err(|_| x86_emul::MmioError::Unmapped { gpa })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -643,6 +1185,10 @@ mod tests {
         lines: Vec<String>,
         reports: Vec<String>,
         input: std::collections::VecDeque<u8>,
+        /// Guest RAM from 0.
+        ram: Vec<u8>,
+        /// TSC ticks (50 MHz in these tests: 50 ticks per microsecond).
+        tsc: std::cell::Cell<u64>,
     }
 
     impl Host for FakeHost {
@@ -660,7 +1206,26 @@ mod tests {
             }
         }
         fn tsc(&self) -> u64 {
-            1000
+            self.tsc.get()
+        }
+        fn read_guest(&self, gpa: u64, buf: &mut [u8]) -> bool {
+            let start = gpa as usize;
+            match self.ram.get(start..start + buf.len()) {
+                Some(src) => {
+                    buf.copy_from_slice(src);
+                    true
+                }
+                None => false,
+            }
+        }
+        fn cpu_snapshot(&mut self) -> Option<CpuSnapshot> {
+            // 32-bit protected mode, paging off, CPL 0.
+            Some(CpuSnapshot {
+                cs_access_rights: 0xC09B,
+                ss_access_rights: 0xC093,
+                cr0: 0x11,
+                ..CpuSnapshot::default()
+            })
         }
         fn console_input(&mut self) -> Option<u8> {
             self.input.pop_front()
@@ -668,10 +1233,37 @@ mod tests {
     }
 
     fn vm() -> Vm {
-        Vm::new(VmConfig {
-            ram_size: 8 << 20,
-            tsc_khz: 50_000,
-        })
+        Vm::new(
+            VmConfig {
+                ram_size: 8 << 20,
+                tsc_khz: 50_000,
+                kind: GuestKind::Pvh,
+            },
+            0,
+        )
+    }
+
+    fn linux_vm() -> Vm {
+        Vm::new(
+            VmConfig {
+                ram_size: 8 << 20,
+                tsc_khz: 50_000,
+                kind: GuestKind::Linux {
+                    unix_secs: 1_800_000_000,
+                },
+            },
+            0,
+        )
+    }
+
+    fn wrmsr(vm: &mut Vm, host: &mut FakeHost, msr: u32, value: u64) -> Action {
+        let mut regs = GpRegs {
+            rcx: u64::from(msr),
+            rax: value & 0xffff_ffff,
+            rdx: value >> 32,
+            ..GpRegs::default()
+        };
+        vm.handle(&exit(ExitReason::Wrmsr, 0), &mut regs, host)
     }
 
     fn exit(reason: ExitReason, qualification: u64) -> Exit {
@@ -688,8 +1280,115 @@ mod tests {
     fn resume(a: Action) -> Resume {
         match a {
             Action::Resume(r) => r,
+            Action::Halt(_) => panic!("halted"),
             Action::Stop(s) => panic!("stopped: {s}"),
         }
+    }
+
+    #[test]
+    fn x2apic_timer_interrupts_a_halted_linux_guest() {
+        let (mut vm, mut host) = (linux_vm(), FakeHost::default());
+        // x2APIC mode, software-enabled, one-shot timer on vector 0xec.
+        resume(wrmsr(
+            &mut vm,
+            &mut host,
+            0x1b,
+            0xfee0_0000 | (1 << 11) | (1 << 10) | (1 << 8),
+        ));
+        resume(wrmsr(&mut vm, &mut host, 0x80f, 0x1ff));
+        resume(wrmsr(&mut vm, &mut host, 0x83e, 0xb)); // divide by 1
+        resume(wrmsr(&mut vm, &mut host, 0x832, 0xec));
+        resume(wrmsr(&mut vm, &mut host, 0x838, 1_000_000)); // 1 ms at 1 GHz
+        let deadline = vm.deadline_tsc().expect("timer armed");
+        assert!((49_000..=51_000).contains(&deadline), "{deadline}");
+        // HLT with interrupts on: the vCPU halts.
+        let mut e = exit(ExitReason::Hlt, 0);
+        e.rflags = 0x202;
+        let mut regs = GpRegs::default();
+        let Action::Halt(pending) = vm.handle(&e, &mut regs, &mut host) else {
+            panic!("expected a halt")
+        };
+        assert_eq!(pending.rip, 0x1002);
+        // Woken early: still halted.
+        host.tsc.set(10_000);
+        let Action::Halt(pending) = vm.wake(pending, &mut host) else {
+            panic!("woke without an interrupt")
+        };
+        // Woken after the deadline: the timer interrupt is injected.
+        host.tsc.set(deadline + 1);
+        let r = resume(vm.wake(pending, &mut host));
+        assert_eq!(r.interruption, interruption::VALID | 0xec);
+        assert_eq!(r.rip, 0x1002);
+    }
+
+    #[test]
+    fn pending_interrupt_waits_for_the_window() {
+        let (mut vm, mut host) = (linux_vm(), FakeHost::default());
+        resume(wrmsr(
+            &mut vm,
+            &mut host,
+            0x1b,
+            0xfee0_0000 | (1 << 11) | (1 << 10) | (1 << 8),
+        ));
+        resume(wrmsr(&mut vm, &mut host, 0x80f, 0x1ff));
+        resume(wrmsr(&mut vm, &mut host, 0x83f, 0x40)); // self-IPI, vector 0x40
+                                                        // The wrmsr exit had IF clear (rflags 2): ask for the window.
+        let r = resume(wrmsr(&mut vm, &mut host, 0x808, 0));
+        assert!(r.interrupt_window);
+        assert_eq!(r.interruption, 0);
+        let mut e = exit(ExitReason::InterruptWindow, 0);
+        e.rflags = 0x202;
+        let r = resume(vm.handle(&e, &mut GpRegs::default(), &mut host));
+        assert_eq!(r.rip, 0x1000, "a window exit does not advance");
+        assert_eq!(r.interruption, interruption::VALID | 0x40);
+    }
+
+    #[test]
+    fn xapic_mmio_goes_through_the_emulator() {
+        let (mut vm, mut host) = (linux_vm(), FakeHost::default());
+        host.ram = std::vec![0; 0x2000];
+        // At 0x1000: mov [ebx], ecx (89 0b); at 0x1002: mov eax, [ebx] (8b 03).
+        host.ram[0x1000..0x1004].copy_from_slice(&[0x89, 0x0b, 0x8b, 0x03]);
+        let tpr = 0xfee0_0080;
+        let mut e = exit(ExitReason::EptViolation, 2);
+        e.guest_physical = tpr;
+        let mut regs = GpRegs {
+            rbx: tpr,
+            rcx: 0x30,
+            ..GpRegs::default()
+        };
+        let r = resume(vm.handle(&e, &mut regs, &mut host));
+        assert_eq!(r.rip, 0x1002);
+        let mut e = exit(ExitReason::EptViolation, 1);
+        e.rip = 0x1002;
+        e.guest_physical = tpr;
+        let r = resume(vm.handle(&e, &mut regs, &mut host));
+        assert_eq!(r.rip, 0x1004);
+        assert!(r.regs_dirty);
+        assert_eq!(regs.rax, 0x30, "TPR reads back");
+    }
+
+    #[test]
+    fn unsupported_mmio_instruction_stops_with_its_bytes() {
+        let (mut vm, mut host) = (linux_vm(), FakeHost::default());
+        host.ram = std::vec![0; 0x2000];
+        host.ram[0x1000..0x1003].copy_from_slice(&[0x0f, 0x0b, 0x90]); // ud2
+        let mut e = exit(ExitReason::EptViolation, 1);
+        e.guest_physical = 0xfee0_0030;
+        match vm.handle(&e, &mut GpRegs::default(), &mut host) {
+            Action::Stop(s @ StopReason::UnsupportedInstruction { .. }) => {
+                assert!(std::format!("{s}").contains("0f 0b"), "{s}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn acpi_power_off_stops_the_vm_cleanly() {
+        let (mut vm, mut host) = (linux_vm(), FakeHost::default());
+        let a = out(&mut vm, &mut host, 0x604, (5 << 10) | (1 << 13), 2);
+        assert_eq!(a, Action::Stop(StopReason::PoweredOff));
+        assert!(StopReason::PoweredOff.is_clean());
     }
 
     fn out(vm: &mut Vm, host: &mut FakeHost, port: u16, value: u64, size: u64) -> Action {

@@ -1,0 +1,9 @@
+//! Unit and property tests, by model.
+
+mod ioapic;
+mod lapic;
+mod legacy;
+mod pit;
+mod platform;
+mod props;
+mod rtc;

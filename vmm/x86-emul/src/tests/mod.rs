@@ -1,0 +1,6 @@
+//! Unit and property tests.
+
+mod insn;
+mod paging;
+mod prop;
+mod support;
