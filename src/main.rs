@@ -31,7 +31,7 @@ OPTIONS:
 SYSTEM DESCRIPTION:
     [[vm]]
     name = \"hello\"            # unique, [a-z0-9-]{1,32}
-    image = \"hello\"           # a guest the builder builds (hello, hostile) or the
+    image = \"hello\"           # a guest the builder builds (hello, hostile, ...) or the
                               # path of a PVH ELF, relative to the TOML file
     ram = \"16M\"               # \"16M\", \"1G\" or bytes: a multiple of 2 MiB, 2M..4G
     cmdline = \"\"              # optional, at most 2048 bytes

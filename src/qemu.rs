@@ -141,6 +141,174 @@ pub fn run_elf(
     })
 }
 
+/// How to run a guest that talks to the outside while it runs (the NetVM):
+/// machine type, RAM and extra arguments (devices, networks).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QemuConfig {
+    /// `-machine` value (`pc`, `q35`).
+    pub machine: String,
+    /// RAM in MiB.
+    pub mem_mib: u32,
+    /// More arguments, e.g. `-netdev user,...` and `-device e1000,...`.
+    pub extra: Vec<String>,
+}
+
+/// A QEMU that is still running: its console arrives line by line.
+pub struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    console: Vec<String>,
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+    status: Option<i32>,
+    timed_out: bool,
+}
+
+/// Boots `elf` with `cmdline` under `config` and returns at once.
+pub fn spawn(elf: &Path, cmdline: &str, config: &QemuConfig) -> Result<Running, QemuError> {
+    if crate::iso::which(QEMU).is_none() {
+        return Err(QemuError::NotInstalled);
+    }
+    if !elf.is_file() {
+        return Err(QemuError::NoImage(elf.to_path_buf()));
+    }
+    let mut child = Command::new(QEMU)
+        .args(["-machine", &config.machine, "-accel", "tcg", "-m"])
+        .arg(config.mem_mib.to_string())
+        .arg("-kernel")
+        .arg(elf)
+        .arg("-append")
+        .arg(cmdline)
+        .args([
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-monitor",
+            "none",
+            "-no-reboot",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+        ])
+        .args(&config.extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(QemuError::Io)?;
+    let (tx, lines) = std::sync::mpsc::channel();
+    if let Some(out) = child.stdout.take() {
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in io::BufReader::new(out).split(b'\n') {
+                let Ok(line) = line else { break };
+                let text = String::from_utf8_lossy(&line).replace('\r', "");
+                if tx.send(text).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let stderr = child.stderr.take().map(|mut e| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = e.read_to_end(&mut buf);
+            buf
+        })
+    });
+    Ok(Running {
+        child,
+        lines,
+        console: Vec::new(),
+        stderr,
+        status: None,
+        timed_out: false,
+    })
+}
+
+impl Running {
+    /// Waits until a console line satisfies `want` (returning it), QEMU's
+    /// console closes, or `timeout` passes.
+    pub fn wait_for(&mut self, timeout: Duration, want: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = want(&line);
+                    self.console.push(line.clone());
+                    if hit {
+                        return Some(line);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// The console lines seen so far.
+    pub fn console(&self) -> &[String] {
+        &self.console
+    }
+
+    /// Waits for QEMU to exit (killing it after `timeout`) and returns the
+    /// whole run.
+    pub fn finish(mut self, timeout: Duration) -> QemuRun {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(s)) => {
+                    self.status = s.code();
+                    break;
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => {
+                    self.timed_out = true;
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break;
+                }
+            }
+        }
+        // The reader ends when QEMU's stdout closes.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.console.push(line);
+        }
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        let mut output = self.console.join("\n");
+        if !output.is_empty() {
+            output.push('\n');
+        }
+        QemuRun {
+            output,
+            status: self.status,
+            timed_out: self.timed_out,
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (for `hostfwd`).
+pub fn free_local_port() -> io::Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,8 +28,10 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// Guests the builder knows how to build (packages under `unikernels/`).
-pub const GUESTS: &[&str] = &["hello", "hostile"];
+/// Guests the builder knows how to build (workspace packages with a binary of
+/// the same name: `unikernels/hello`, `unikernels/hostile`,
+/// `unikernels/rtcheck`, `netvm-uk/netvm`).
+pub const GUESTS: &[&str] = &["hello", "hostile", "rtcheck", "netvm"];
 /// Most VMs in one system (the VMM's limit).
 pub const MAX_VMS: usize = 32;
 /// Longest VM name.

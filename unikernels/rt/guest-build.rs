@@ -4,11 +4,17 @@
 //! Host builds are left alone.
 
 fn main() {
-    println!("cargo:rerun-if-changed=../rt/guest-build.rs");
+    // This file sits next to the linker script; guests live at different
+    // depths, so name it by that absolute path.
+    let script = std::env::var("DEP_CLOISTER_RT_LINKER_SCRIPT");
+    if let Ok(s) = &script {
+        let me = std::path::Path::new(s).with_file_name("guest-build.rs");
+        println!("cargo:rerun-if-changed={}", me.display());
+    }
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("none") {
         return;
     }
-    match std::env::var("DEP_CLOISTER_RT_LINKER_SCRIPT") {
+    match script {
         Ok(script) => {
             println!("cargo:rerun-if-changed={script}");
             println!("cargo:rustc-link-arg-bins=-T{script}");

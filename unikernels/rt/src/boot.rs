@@ -24,8 +24,6 @@ use crate::serial::SerialPort;
 use crate::start_info::{BootInfo, PhysMemory, Unreadable};
 use crate::{println, BOOT_INFO, IDENTITY_MAP_END, MMIO_WINDOW};
 
-/// Size of the boot (and main) stack.
-const STACK_SIZE: usize = 256 * 1024;
 /// Page directories: one per GiB of identity map.
 const PD_COUNT: u64 = IDENTITY_MAP_END >> 30;
 
@@ -140,27 +138,73 @@ rt_boot_pdpt:
     .skip 4096
 rt_boot_pds:
     .skip 4096 * {pd_count}
-    .balign 4096
-    .global rt_boot_stack_guard
-rt_boot_stack_guard:                /* unmapped by install_guard_pages */
-    .skip 4096
-    .skip {stack_size}
-    .global rt_boot_stack_top
-rt_boot_stack_top:
+    /* The boot stack (rt_boot_stack_guard, a page unmapped by
+       install_guard_pages, then the stack up to rt_boot_stack_top) is defined
+       by the guest's `entry!`, which picks its size. */
     "#,
     pd_count = const PD_COUNT,
     pd_entries = const PD_COUNT * 512,
     uc_first = const MMIO_WINDOW.0 >> 21,
     uc_end = const MMIO_WINDOW.1 >> 21,
-    stack_size = const STACK_SIZE,
     options(att_syntax)
 );
 
 unsafe extern "C" {
+    /// Start of the loaded image (linker script).
+    safe static __image_start: u8;
     /// End of the loaded image and its `.bss` (linker script), page aligned.
     safe static __image_end: u8;
-    /// The page below the boot stack (defined above).
+    /// The page below the boot stack (defined by `entry!`).
     safe static rt_boot_stack_guard: u8;
+    /// The top of the boot stack (defined by `entry!`).
+    safe static rt_boot_stack_top: u8;
+}
+
+/// `[start, end)` of the image in guest-physical memory, `.bss` and the boot
+/// stack included.
+pub fn image_range() -> (u64, u64) {
+    (
+        (&raw const __image_start) as u64,
+        (&raw const __image_end) as u64,
+    )
+}
+
+/// What [`paint_stack`] fills the unused stack with.
+const STACK_PAINT: u64 = 0x5f5f_4b43_4154_535f;
+
+/// Lowest usable address of the boot stack.
+fn stack_bottom() -> u64 {
+    (&raw const rt_boot_stack_guard) as u64 + 4096
+}
+
+/// Fills the boot stack below the current frame (minus a 4 KiB margin) with
+/// [`STACK_PAINT`], so [`stack_high_water`] can tell how deep it ever got.
+fn paint_stack() {
+    let rsp: u64;
+    // SAFETY: reads the stack pointer only.
+    unsafe { core::arch::asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack)) };
+    let top = rsp.saturating_sub(4096) & !7;
+    let mut at = stack_bottom();
+    while at < top {
+        // SAFETY: [stack_bottom, rsp - 4 KiB) is the unused part of the boot
+        // stack (mapped, in .bss, below every live frame; the target has no red
+        // zone), aligned to 8.
+        unsafe { core::ptr::write_volatile(at as *mut u64, STACK_PAINT) };
+        at += 8;
+    }
+}
+
+/// `(size, deepest use)` of the boot stack in bytes.
+pub fn stack_high_water() -> (u64, u64) {
+    let bottom = stack_bottom();
+    let mut at = bottom;
+    let top = (&raw const rt_boot_stack_top) as u64;
+    // SAFETY: reads within the boot stack, below the current frame until the
+    // first word that is not paint; aligned to 8.
+    while at < top && unsafe { core::ptr::read_volatile(at as *const u64) } == STACK_PAINT {
+        at += 8;
+    }
+    (top - bottom, top - at)
 }
 
 /// 4 KiB page tables for the 2 MiB regions holding page 0 and the stack guard.
@@ -238,8 +282,43 @@ pub fn heap_region() -> (usize, usize) {
     HEAP.region()
 }
 
+/// Bytes of the heap region ever used (its high-water mark): blocks from the
+/// bottom plus page runs (DMA) from the top.
+pub fn heap_high_water() -> usize {
+    HEAP.high_water()
+}
+
+/// `len` bytes (whole pages) of page-aligned heap memory, not zeroed; null if
+/// the heap is full. For [`crate::dma`].
+pub(crate) fn allocate_pages(len: usize) -> *mut u8 {
+    HEAP.allocate_pages(len)
+}
+
+/// Returns a run from [`allocate_pages`].
+///
+/// # Safety
+///
+/// As [`crate::heap::Heap::deallocate_pages`].
+pub(crate) unsafe fn deallocate_pages(at: *mut u8, len: usize) {
+    // SAFETY: forwarded contract.
+    unsafe { HEAP.deallocate_pages(at, len) }
+}
+
 /// Guest-physical memory through the identity map, for the start-info parser.
 struct IdentityMemory;
+
+/// Guest-physical RAM and firmware tables through the identity map, after boot
+/// (page 0 is unmapped by then, so it is refused).
+pub(crate) struct RamReader;
+
+impl PhysMemory for RamReader {
+    fn read(&self, paddr: u64, buf: &mut [u8]) -> Result<(), Unreadable> {
+        if paddr < 4096 {
+            return Err(Unreadable);
+        }
+        IdentityMemory.read(paddr, buf)
+    }
+}
 
 impl PhysMemory for IdentityMemory {
     fn read(&self, paddr: u64, buf: &mut [u8]) -> Result<(), Unreadable> {
@@ -282,6 +361,7 @@ fn init_heap(info: &BootInfo) {
 #[unsafe(no_mangle)]
 extern "C" fn rt_start64(start_info_paddr: u64) -> ! {
     crate::serial::init();
+    paint_stack();
     crate::interrupts::init();
     let parsed = BootInfo::parse(&IdentityMemory, start_info_paddr);
     let info = match parsed {

@@ -9,6 +9,11 @@
 //! same class. Blocks are never split or merged across classes: a service that frees
 //! many small blocks and then wants large ones will not get that memory back.
 //!
+//! Page runs for device memory come from the other end: [`Heap::allocate_pages`]
+//! takes exactly the pages asked for from the top of the region downwards (no
+//! power-of-two rounding: a 132 KiB DMA ring costs 132 KiB), and freed runs are
+//! reused first-fit, merged with their neighbours and with the top.
+//!
 //! [`plan_region`] picks the region from the PVH memory map; it is plain logic with
 //! host tests, like the allocator core.
 
@@ -22,6 +27,10 @@ use crate::start_info::{MemmapEntry, MemoryType};
 const MIN_SHIFT: u32 = 4;
 /// Number of size classes (16 B .. 2^63 B).
 const CLASSES: usize = (usize::BITS - MIN_SHIFT) as usize;
+/// Page size for [`Heap::allocate_pages`].
+pub const PAGE: usize = 4096;
+/// Free page runs remembered; a run freed when all slots are taken is lost.
+const RUNS: usize = 16;
 
 /// Allocator state for one region. Use through [`LockedHeap`].
 pub struct Heap {
@@ -33,6 +42,12 @@ pub struct Heap {
     free: [usize; CLASSES],
     /// First address of the region.
     start: usize,
+    /// Lowest address handed to page runs (the blocks grow up to it).
+    top: usize,
+    /// Lowest `top` ever.
+    top_low: usize,
+    /// Free page runs `(address, length)`; length 0 is an empty slot.
+    runs: [(usize, usize); RUNS],
 }
 
 /// Size class of `layout`: index into `free` and block size.
@@ -50,6 +65,9 @@ impl Heap {
             end: 0,
             free: [0; CLASSES],
             start: 0,
+            top: 0,
+            top_low: 0,
+            runs: [(0, 0); RUNS],
         }
     }
 
@@ -72,6 +90,12 @@ impl Heap {
         self.start = first;
         self.next = first;
         self.end = end;
+        self.top = end & !(PAGE - 1);
+        self.top_low = self.top;
+        if self.top < first {
+            self.top = first;
+            self.top_low = first;
+        }
     }
 
     /// First address and length of the region (0, 0 before [`Heap::init`]).
@@ -82,6 +106,72 @@ impl Heap {
     /// Bytes handed out by the bump pointer so far (free-list reuse not counted).
     pub fn bump_used(&self) -> usize {
         self.next - self.start
+    }
+
+    /// Bytes of the region ever used: the blocks' bump pointer plus the deepest
+    /// the page runs reached from the top. Everything allocated lies in there.
+    pub fn high_water(&self) -> usize {
+        (self.next - self.start) + (self.end - self.top_low)
+    }
+
+    /// `len` bytes (rounded up to whole pages) of page-aligned memory from
+    /// the top of the region; null if it does not fit.
+    pub fn allocate_pages(&mut self, len: usize) -> *mut u8 {
+        let Some(len) = len.checked_add(PAGE - 1).map(|l| l & !(PAGE - 1)) else {
+            return ptr::null_mut();
+        };
+        if len == 0 {
+            return ptr::null_mut();
+        }
+        if let Some(run) = self.runs.iter_mut().find(|r| r.1 >= len) {
+            let at = run.0;
+            run.0 += len;
+            run.1 -= len;
+            return at as *mut u8;
+        }
+        match self.top.checked_sub(len) {
+            Some(new_top) if new_top >= self.next => {
+                self.top = new_top;
+                self.top_low = self.top_low.min(new_top);
+                new_top as *mut u8
+            }
+            _ => ptr::null_mut(),
+        }
+    }
+
+    /// Returns a run from [`Heap::allocate_pages`].
+    ///
+    /// # Safety
+    ///
+    /// `at` and `len` must be what `allocate_pages` was given and returned, and
+    /// the run must not be used afterwards.
+    pub unsafe fn deallocate_pages(&mut self, at: *mut u8, len: usize) {
+        let (mut at, mut len) = (at as usize, (len + PAGE - 1) & !(PAGE - 1));
+        // Merge with free neighbours.
+        for run in self.runs.iter_mut().filter(|r| r.1 != 0) {
+            if run.0 + run.1 == at {
+                at = run.0;
+                len += run.1;
+                *run = (0, 0);
+            } else if at + len == run.0 {
+                len += run.1;
+                *run = (0, 0);
+            }
+        }
+        if at == self.top {
+            self.top += len;
+            // A free run that now starts at the top goes back to it too.
+            loop {
+                let top = self.top;
+                let Some(run) = self.runs.iter_mut().find(|r| r.1 != 0 && r.0 == top) else {
+                    break;
+                };
+                self.top += run.1;
+                *run = (0, 0);
+            }
+        } else if let Some(slot) = self.runs.iter_mut().find(|r| r.1 == 0) {
+            *slot = (at, len);
+        }
     }
 
     fn push(&mut self, class: usize, block: usize) {
@@ -119,7 +209,7 @@ impl Heap {
         let Some(block_end) = aligned.checked_add(size) else {
             return ptr::null_mut();
         };
-        if block_end > self.end {
+        if block_end > self.top {
             return ptr::null_mut();
         }
         // Split the alignment gap into naturally aligned power-of-two blocks: the
@@ -175,6 +265,26 @@ impl LockedHeap {
     /// Bytes handed out by the bump pointer so far.
     pub fn bump_used(&self) -> usize {
         self.0.lock().bump_used()
+    }
+
+    /// See [`Heap::high_water`].
+    pub fn high_water(&self) -> usize {
+        self.0.lock().high_water()
+    }
+
+    /// See [`Heap::allocate_pages`].
+    pub fn allocate_pages(&self, len: usize) -> *mut u8 {
+        self.0.lock().allocate_pages(len)
+    }
+
+    /// See [`Heap::deallocate_pages`].
+    ///
+    /// # Safety
+    ///
+    /// As [`Heap::deallocate_pages`].
+    pub unsafe fn deallocate_pages(&self, at: *mut u8, len: usize) {
+        // SAFETY: forwarded contract.
+        unsafe { self.0.lock().deallocate_pages(at, len) }
     }
 }
 
@@ -414,6 +524,62 @@ mod tests {
         assert!(empty
             .allocate(Layout::from_size_align(1, 1).expect("layout"))
             .is_null());
+    }
+
+    #[test]
+    fn page_runs_come_from_the_top_exactly() {
+        let (mut heap, base) = test_heap(1 << 20);
+        let top = base + (1 << 20);
+        let a = heap.allocate_pages(132 * 1024) as usize;
+        assert_eq!(a, top - 132 * 1024);
+        let b = heap.allocate_pages(1) as usize;
+        assert_eq!(b, a - PAGE);
+        assert_eq!(heap.high_water(), 136 * 1024);
+        // Blocks and runs do not overlap; blocks stop at the runs.
+        let l = Layout::from_size_align(512 * 1024, 8).expect("layout");
+        let big = heap.allocate(l) as usize;
+        assert_eq!(big, base);
+        assert!(heap
+            .allocate(Layout::from_size_align(512 * 1024, 8).expect("layout"))
+            .is_null());
+        assert!(heap.allocate_pages(512 * 1024).is_null());
+        assert!(heap.allocate_pages(0).is_null());
+        assert!(heap.allocate_pages(usize::MAX).is_null());
+        // Freeing the lower run, then the upper, returns everything to the top.
+        // SAFETY: both runs came from allocate_pages with these lengths.
+        unsafe {
+            heap.deallocate_pages(b as *mut u8, 1);
+            assert_eq!(heap.top, a);
+            heap.deallocate_pages(a as *mut u8, 132 * 1024);
+        }
+        assert_eq!(heap.top, top);
+        assert_eq!(heap.high_water(), 512 * 1024 + 136 * 1024);
+    }
+
+    #[test]
+    fn freed_runs_are_reused_and_merged() {
+        let (mut heap, base) = test_heap(1 << 20);
+        let top = base + (1 << 20);
+        let runs: Vec<usize> = (0..4)
+            .map(|_| heap.allocate_pages(2 * PAGE) as usize)
+            .collect();
+        // Free the middle two: they merge into one 4-page run.
+        // SAFETY: runs from allocate_pages with these lengths.
+        unsafe {
+            heap.deallocate_pages(runs[1] as *mut u8, 2 * PAGE);
+            heap.deallocate_pages(runs[2] as *mut u8, 2 * PAGE);
+        }
+        assert_eq!(heap.allocate_pages(4 * PAGE) as usize, runs[2]);
+        // SAFETY: as above.
+        unsafe {
+            heap.deallocate_pages(runs[2] as *mut u8, 4 * PAGE);
+            // The lowest run touches the top, then the merged run does, then the
+            // highest: all return.
+            heap.deallocate_pages(runs[3] as *mut u8, 2 * PAGE);
+            heap.deallocate_pages(runs[0] as *mut u8, 2 * PAGE);
+        }
+        assert_eq!(heap.top, top);
+        assert!(heap.runs.iter().all(|r| r.1 == 0));
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! [`crate::msr`] recover an expected `#GP`; anything else is printed (vector,
 //! error code, RIP, CR2 for `#PF`) and ends the VM with [`exit::EXCEPTION`].
 //! `#DF` runs on its own stack (IST1) so a stack overflow is still reported.
-//! External interrupts stay disabled: the runtime installs no IRQ handlers.
+//! Vectors 32..=255 go to the stubs of [`crate::irq`]; external interrupts are
+//! only enabled while [`crate::irq::wait`] halts.
 
 use core::fmt::Write;
 
@@ -266,6 +267,9 @@ pub(crate) fn init() {
             idt.hv_injection_exception.set_handler_addr(stub(28));
             idt.vmm_communication_exception.set_handler_addr(stub(29));
             idt.security_exception.set_handler_addr(stub(30));
+            for vector in 32..=255u8 {
+                idt[vector].set_handler_addr(VirtAddr::new(crate::irq::stub_address(vector)));
+            }
         }
         idt
     });

@@ -525,12 +525,17 @@ impl Vm {
         // Leaving an instruction ends an STI / MOV SS interrupt shadow.
         let shadow = exit.interruptibility & 3 != 0;
         let advanced = matches!(&action, Action::Resume(r) | Action::Halt(r) if r.rip != exit.rip);
+        let clear_shadow = |mut r: Resume| {
+            r.vmcs
+                .push(field::GUEST_INTERRUPTIBILITY, exit.interruptibility & !3);
+            r
+        };
         let action = match action {
-            Action::Resume(mut r) if shadow && advanced => {
-                r.vmcs
-                    .push(field::GUEST_INTERRUPTIBILITY, exit.interruptibility & !3);
-                Action::Resume(r)
-            }
+            Action::Resume(r) if shadow && advanced => Action::Resume(clear_shadow(r)),
+            // `sti; hlt` halts inside the STI shadow: it ends with the HLT,
+            // and injecting on wake-up with it still recorded would make the
+            // VM entry fail.
+            Action::Halt(r) if shadow && advanced => Action::Halt(clear_shadow(r)),
             other => other,
         };
         let blocked = shadow && !advanced;
@@ -1087,6 +1092,15 @@ impl Vm {
                     rip: exit.rip,
                 })
             }
+            // The guest changed its page tables under the access, or the
+            // instruction faults on its own: re-execute it, and the
+            // processor raises whatever fault is due.
+            Err(
+                x86_emul::EmulError::PageFault { .. }
+                | x86_emul::EmulError::NonCanonical { .. }
+                | x86_emul::EmulError::GpaMismatch { .. }
+                | x86_emul::EmulError::TooLong,
+            ) => Action::Resume(Resume::at(exit.rip)),
             Err(_) => self.inconsistent("the MMIO instruction could not be emulated", exit),
         }
     }
@@ -1319,6 +1333,36 @@ mod tests {
         let r = resume(vm.wake(pending, &mut host));
         assert_eq!(r.interruption, interruption::VALID | 0xec);
         assert_eq!(r.rip, 0x1002);
+    }
+
+    #[test]
+    fn sti_hlt_wakes_without_the_shadow() {
+        let (mut vm, mut host) = (linux_vm(), FakeHost::default());
+        resume(wrmsr(
+            &mut vm,
+            &mut host,
+            0x1b,
+            0xfee0_0000 | (1 << 11) | (1 << 10) | (1 << 8),
+        ));
+        resume(wrmsr(&mut vm, &mut host, 0x80f, 0x1ff));
+        resume(wrmsr(&mut vm, &mut host, 0x832, 0xec));
+        resume(wrmsr(&mut vm, &mut host, 0x838, 1000));
+        // `sti; hlt`: the HLT exit reports blocking by STI.
+        let mut e = exit(ExitReason::Hlt, 0);
+        e.rflags = 0x202;
+        e.interruptibility = 1;
+        let Action::Halt(pending) = vm.handle(&e, &mut GpRegs::default(), &mut host) else {
+            panic!("expected a halt")
+        };
+        assert_eq!(pending.vmcs.get(field::GUEST_INTERRUPTIBILITY), Some(0));
+        host.tsc.set(1_000_000);
+        let r = resume(vm.wake(pending, &mut host));
+        assert_eq!(r.interruption, interruption::VALID | 0xec);
+        assert_eq!(
+            r.vmcs.get(field::GUEST_INTERRUPTIBILITY),
+            Some(0),
+            "shadow cleared on entry"
+        );
     }
 
     #[test]

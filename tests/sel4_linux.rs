@@ -1,0 +1,171 @@
+//! Full system, Linux: seL4 + cloister in Bochs boot the stock Debian kernel
+//! (`linux-image-amd64`) with a busybox initramfs alongside the `hello`
+//! unikernel, on an ordinary command line. The initramfs runs commands a
+//! user would type (`uname -r`, `/proc/cpuinfo`, a timed `sleep 5`, a scan
+//! of the kernel log) and powers the VM off through ACPI.
+//!
+//! Skipped loudly without seL4 (or failed with `CLOISTER_REQUIRE_FULL=1`).
+//! Takes several minutes: Linux boots in about 7 billion emulated
+//! instructions.
+
+use cloister::bochs::{self, BochsConfig};
+use cloister::build::Builder;
+use cloister::summary;
+use cloister::system::System;
+use std::time::Duration;
+
+/// The guest's command line: nothing but the console (and `quiet`, so the
+/// kernel log is read with dmesg rather than paced over the serial line).
+const CMDLINE: &str = "console=ttyS0 quiet";
+/// Commands the initramfs runs after its marker, each printing a `check:` line.
+const COMMANDS: &str = "echo \"check: uname $(uname -r)\"\n\
+    echo \"check: flags $(grep -m1 '^flags' /proc/cpuinfo | grep -o -w hypervisor)\"\n\
+    echo \"check: model $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2)\"\n\
+    echo 'check: sleep-start'\n\
+    sleep 5\n\
+    echo 'check: sleep-end'\n\
+    echo \"check: kernel-log-problems $(dmesg | grep -cE 'BUG|WARNING|panic|Call Trace')\"\n\
+    dmesg | grep -E 'BUG|WARNING|panic|Call Trace' | head -20\n";
+const TIMEOUT: Duration = Duration::from_secs(1800);
+
+fn guest(line: &str) -> String {
+    format!("[appvm] {line}")
+}
+
+#[test]
+fn sel4_boots_debian_linux_beside_hello() {
+    let builder = Builder::from_env();
+    if let Err(reason) = cloister::check_prerequisites(&builder) {
+        if std::env::var_os("CLOISTER_REQUIRE_FULL").is_some_and(|v| v == "1") {
+            panic!("CLOISTER_REQUIRE_FULL=1 but the full-system test cannot run: {reason}");
+        }
+        eprintln!(
+            "\n*****************************************************************\n\
+             SKIPPED: full-system Linux test needs seL4, Bochs and the ISO tools:\n  {reason}\n\
+             *****************************************************************\n"
+        );
+        return;
+    }
+    let options = appvm_images::Options {
+        init: appvm_images::InitAction::RunThenPowerOff(COMMANDS.into()),
+        ..appvm_images::Options::default()
+    };
+    let images = appvm_images::build_with(&appvm_images::default_cache_dir(), &options)
+        .unwrap_or_else(|e| panic!("building the AppVM images: {e}"));
+
+    let dir = builder.target_dir().join("cloister-run/test-sel4_linux");
+    std::fs::create_dir_all(&dir).unwrap();
+    let toml = format!(
+        "[[vm]]\nname = \"hello\"\nimage = \"hello\"\nram = \"4M\"\ncmdline = \"greeting=world\"\n\n\
+         [[vm]]\nname = \"appvm\"\nkernel = {:?}\ninitrd = {:?}\nram = \"256M\"\ncmdline = {CMDLINE:?}\nconsole = true\n",
+        images.kernel.display().to_string(),
+        images.initramfs.display().to_string(),
+    );
+    let system_path = dir.join("system.toml");
+    std::fs::write(&system_path, toml).unwrap();
+    let system = System::load(&system_path).unwrap_or_else(|e| panic!("{e}"));
+    let built = cloister::build_system(&builder, &system).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!(
+        "sel4_linux: booting {} in Bochs (several minutes)",
+        built.iso.display()
+    );
+
+    let mut cfg = BochsConfig::new(&built.iso, dir.join("bochs"));
+    cfg.timeout = TIMEOUT;
+    cfg.serial_ticks = true;
+    let run =
+        bochs::run(&cfg, &mut |line| eprintln!("  | {line}")).unwrap_or_else(|e| panic!("{e}"));
+    let report = summary::parse(&run.serial);
+    let context = format!(
+        "logs in {}\n--- serial (tail) ---\n{}\n--- bochs.log (tail) ---\n{}",
+        run.work_dir.display(),
+        run.serial_tail(80),
+        run.log_tail(25)
+    );
+    assert!(
+        !run.timed_out,
+        "Bochs timed out after {} s\n{context}",
+        TIMEOUT.as_secs()
+    );
+    let lines: Vec<&str> = run.lines().collect();
+    let has = |l: &str| lines.contains(&l);
+
+    // Measured figures (one run).
+    eprintln!("sel4_linux: wall {:.1} s", run.wall.as_secs_f64());
+    if let Some(t) = run.power_off_tick {
+        eprintln!(
+            "sel4_linux: power-off at tick {t} ({:.1} M emulated instructions)",
+            t as f64 / 1e6
+        );
+    }
+    if let Some(t) = run.tick_of(&guest(appvm_images::INIT_MARKER)) {
+        eprintln!(
+            "sel4_linux: init marker at tick {t} ({:.1} M)",
+            t as f64 / 1e6
+        );
+    }
+    for vm in &report.vms {
+        eprintln!(
+            "sel4_linux: vm {}: {} — exits {:?}",
+            vm.name, vm.outcome, vm.exits
+        );
+    }
+
+    assert!(
+        has(&guest(appvm_images::INIT_MARKER)),
+        "Linux did not reach init\n{context}"
+    );
+    let uname = guest(&format!("check: uname {}", images.kernel_version));
+    assert!(has(&uname), "missing `{uname}`\n{context}");
+    assert!(
+        has(&guest("check: flags hypervisor")),
+        "/proc/cpuinfo lacks the hypervisor flag\n{context}"
+    );
+    assert!(
+        has(&guest("check: kernel-log-problems 0")),
+        "the kernel log has BUG/WARNING/panic/Call Trace lines\n{context}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("cloister: vm appvm: powered off (as expected)")),
+        "the AppVM did not power off cleanly\n{context}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("cloister: vm hello: exited with status 0 (as expected)")),
+        "hello did not run to a clean exit beside Linux\n{context}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("cloister: run complete (status 0)")),
+        "the run did not complete cleanly\n{context}"
+    );
+
+    // `sleep 5` takes five seconds of the VMM's clock (the TSC, which under
+    // Bochs counts emulated instructions at the rate seL4 calibrated).
+    let start = run.tick_of(&guest("check: sleep-start"));
+    let end = run.tick_of(&guest("check: sleep-end"));
+    let mhz = lines
+        .iter()
+        .find_map(|l| {
+            l.split(", TSC ")
+                .nth(1)?
+                .split(" MHz")
+                .next()?
+                .parse::<f64>()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no TSC frequency in the VMM's log\n{context}"));
+    let (Some(start), Some(end)) = (start, end) else {
+        panic!("no ticks for the sleep lines\n{context}")
+    };
+    let secs = end.saturating_sub(start) as f64 / (mhz * 1e6);
+    eprintln!("sel4_linux: `sleep 5` took {secs:.3} s of TSC time at {mhz} MHz");
+    assert!(
+        (4.85..=5.25).contains(&secs),
+        "`sleep 5` took {secs:.3} s\n{context}"
+    );
+}
