@@ -68,22 +68,22 @@ impl fmt::Display for QemuError {
 
 impl std::error::Error for QemuError {}
 
-/// Boots `elf` with `cmdline` and `mem_mib` MiB of RAM; kills QEMU after
-/// `timeout`.
-pub fn run_elf(
+/// The QEMU command that boots `elf` through PVH with `cmdline`: TCG, the
+/// serial console on stdout, no display, no reboot, and the exit port.
+fn qemu_command(
     elf: &Path,
     cmdline: &str,
+    machine: &str,
     mem_mib: u32,
-    timeout: Duration,
-) -> Result<QemuRun, QemuError> {
+) -> Result<Command, QemuError> {
     if crate::iso::which(QEMU).is_none() {
         return Err(QemuError::NotInstalled);
     }
     if !elf.is_file() {
         return Err(QemuError::NoImage(elf.to_path_buf()));
     }
-    let mut child = Command::new(QEMU)
-        .args(["-machine", "pc", "-accel", "tcg", "-m"])
+    let mut cmd = Command::new(QEMU);
+    cmd.args(["-machine", machine, "-accel", "tcg", "-m"])
         .arg(mem_mib.to_string())
         .arg("-kernel")
         .arg(elf)
@@ -99,7 +99,19 @@ pub fn run_elf(
             "-no-reboot",
             "-device",
             "isa-debug-exit,iobase=0xf4,iosize=0x04",
-        ])
+        ]);
+    Ok(cmd)
+}
+
+/// Boots `elf` with `cmdline` and `mem_mib` MiB of RAM; kills QEMU after
+/// `timeout`.
+pub fn run_elf(
+    elf: &Path,
+    cmdline: &str,
+    mem_mib: u32,
+    timeout: Duration,
+) -> Result<QemuRun, QemuError> {
+    let mut child = qemu_command(elf, cmdline, "pc", mem_mib)?
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -165,30 +177,7 @@ pub struct Running {
 
 /// Boots `elf` with `cmdline` under `config` and returns at once.
 pub fn spawn(elf: &Path, cmdline: &str, config: &QemuConfig) -> Result<Running, QemuError> {
-    if crate::iso::which(QEMU).is_none() {
-        return Err(QemuError::NotInstalled);
-    }
-    if !elf.is_file() {
-        return Err(QemuError::NoImage(elf.to_path_buf()));
-    }
-    let mut child = Command::new(QEMU)
-        .args(["-machine", &config.machine, "-accel", "tcg", "-m"])
-        .arg(config.mem_mib.to_string())
-        .arg("-kernel")
-        .arg(elf)
-        .arg("-append")
-        .arg(cmdline)
-        .args([
-            "-display",
-            "none",
-            "-serial",
-            "stdio",
-            "-monitor",
-            "none",
-            "-no-reboot",
-            "-device",
-            "isa-debug-exit,iobase=0xf4,iosize=0x04",
-        ])
+    let mut child = qemu_command(elf, cmdline, &config.machine, config.mem_mib)?
         .args(&config.extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -275,3 +275,25 @@ impl fmt::Display for BootError {
         }
     }
 }
+
+impl From<pvh_loader::MemmapError> for BootError {
+    fn from(e: pvh_loader::MemmapError) -> Self {
+        match e {
+            pvh_loader::MemmapError::TooMany(n) => BootError::TooManyMemmapEntries(n),
+            pvh_loader::MemmapError::BadEntry { index, addr, size } => {
+                BootError::BadMemmapEntry { index, addr, size }
+            }
+            pvh_loader::MemmapError::RamOutsideGuest {
+                index,
+                addr,
+                size,
+                ram,
+            } => BootError::MemmapRamOutsideGuest {
+                index,
+                addr,
+                size,
+                ram,
+            },
+        }
+    }
+}

@@ -352,28 +352,7 @@ fn check_cmdline(cmdline: &str, info: &KernelInfo) -> Result<(), BootError> {
 }
 
 fn check_memmap(memmap: &[MemMapEntry], ram_size: u64) -> Result<(), BootError> {
-    if memmap.len() > E820_MAX_ENTRIES {
-        return Err(BootError::TooManyMemmapEntries(memmap.len()));
-    }
-    for (index, e) in memmap.iter().enumerate() {
-        let bad = BootError::BadMemmapEntry {
-            index,
-            addr: e.addr,
-            size: e.size,
-        };
-        if e.size == 0 {
-            return Err(bad);
-        }
-        let end = e.addr.checked_add(e.size).ok_or(bad)?;
-        if e.kind == MemoryType::Ram && end > ram_size {
-            return Err(BootError::MemmapRamOutsideGuest {
-                index,
-                addr: e.addr,
-                size: e.size,
-                ram: ram_size,
-            });
-        }
-    }
+    pvh_loader::validate_memmap(memmap, ram_size, E820_MAX_ENTRIES).map_err(BootError::from)?;
     // At most 128² / 2 pairs; sizes were checked above, so ends do not wrap.
     for (i, a) in memmap.iter().enumerate() {
         for (j, b) in memmap.iter().enumerate().skip(i.saturating_add(1)) {

@@ -370,3 +370,25 @@ impl fmt::Display for LoadError {
         }
     }
 }
+
+impl From<crate::MemmapError> for LoadError {
+    fn from(e: crate::MemmapError) -> Self {
+        match e {
+            crate::MemmapError::TooMany(n) => LoadError::TooManyMemmapEntries(n),
+            crate::MemmapError::BadEntry { index, addr, size } => {
+                LoadError::BadMemmapEntry { index, addr, size }
+            }
+            crate::MemmapError::RamOutsideGuest {
+                index,
+                addr,
+                size,
+                ram,
+            } => LoadError::MemmapRamOutsideGuest {
+                index,
+                addr,
+                size,
+                ram,
+            },
+        }
+    }
+}

@@ -302,11 +302,48 @@ fn check_cmdline(cmdline: &str) -> Result<(), LoadError> {
 
 /// Checks the memory map: bounded, no empty or wrapping entry, RAM inside guest RAM.
 fn check_memmap(memmap: &[MemMapEntry], ram_size: u64) -> Result<(), LoadError> {
-    if memmap.len() > MAX_MEMMAP_ENTRIES {
-        return Err(LoadError::TooManyMemmapEntries(memmap.len()));
+    validate_memmap(memmap, ram_size, MAX_MEMMAP_ENTRIES).map_err(LoadError::from)
+}
+
+/// Why a memory map given to a guest is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemmapError {
+    /// More entries than the boot protocol carries.
+    TooMany(usize),
+    /// An empty entry, or one whose end wraps.
+    BadEntry {
+        /// Index of the entry.
+        index: usize,
+        /// Its start.
+        addr: u64,
+        /// Its size.
+        size: u64,
+    },
+    /// A RAM entry reaching past guest RAM.
+    RamOutsideGuest {
+        /// Index of the entry.
+        index: usize,
+        /// Its start.
+        addr: u64,
+        /// Its size.
+        size: u64,
+        /// Guest RAM size.
+        ram: u64,
+    },
+}
+
+/// Checks a memory map for any boot protocol: at most `max_entries`
+/// entries, none empty or wrapping, every RAM entry inside `[0, ram_size)`.
+pub fn validate_memmap(
+    memmap: &[MemMapEntry],
+    ram_size: u64,
+    max_entries: usize,
+) -> Result<(), MemmapError> {
+    if memmap.len() > max_entries {
+        return Err(MemmapError::TooMany(memmap.len()));
     }
     for (index, e) in memmap.iter().enumerate() {
-        let bad = LoadError::BadMemmapEntry {
+        let bad = MemmapError::BadEntry {
             index,
             addr: e.addr,
             size: e.size,
@@ -316,7 +353,7 @@ fn check_memmap(memmap: &[MemMapEntry], ram_size: u64) -> Result<(), LoadError> 
         }
         let end = e.addr.checked_add(e.size).ok_or(bad)?;
         if e.kind == MemoryType::Ram && end > ram_size {
-            return Err(LoadError::MemmapRamOutsideGuest {
+            return Err(MemmapError::RamOutsideGuest {
                 index,
                 addr: e.addr,
                 size: e.size,
