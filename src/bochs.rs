@@ -45,6 +45,10 @@ pub struct BochsConfig {
     /// Log every COM1 register access with its tick, so [`BochsRun::tick_of`]
     /// works. Slow, and makes `bochs.log` large.
     pub serial_ticks: bool,
+    /// Connect COM1 to a TCP socket on 127.0.0.1 at this port (Bochs is the
+    /// server) instead of a file, so input can be sent to the machine's
+    /// serial line; the output still lands in `serial.log`.
+    pub serial_socket: Option<u16>,
 }
 
 impl BochsConfig {
@@ -59,6 +63,7 @@ impl BochsConfig {
             ips: 60_000_000,
             cpu_model: "corei7_haswell_4770".into(),
             serial_ticks: false,
+            serial_socket: None,
         }
     }
 
@@ -72,7 +77,7 @@ impl BochsConfig {
              display_library: term\n\
              ata0-master: type=cdrom, path=boot.iso, status=inserted\n\
              boot: cdrom\n\
-             com1: enabled=1, mode=file, dev=serial.log\n\
+             {com1}\n\
              log: bochs.log\n\
              clock: sync=none, time0=1767225600\n\
              mouse: enabled=0\n\
@@ -81,6 +86,10 @@ impl BochsConfig {
             megs = self.megs,
             model = self.cpu_model,
             ips = self.ips,
+            com1 = match self.serial_socket {
+                Some(port) => format!("com1: enabled=1, mode=socket-server, dev=127.0.0.1:{port}"),
+                None => "com1: enabled=1, mode=file, dev=serial.log".to_string(),
+            },
         );
         if self.serial_ticks {
             rc.push_str("debug: action=ignore, serial=report\n");
@@ -381,6 +390,16 @@ fn read_log(path: &Path, serial_ticks: bool) -> (String, Vec<(u64, String)>) {
 /// Boots `cfg.iso` in Bochs, calling `on_line` with each serial line as it
 /// appears, until Bochs exits or the timeout passes.
 pub fn run(cfg: &BochsConfig, on_line: &mut dyn FnMut(&str)) -> Result<BochsRun, BochsError> {
+    run_with_input(cfg, on_line, None)
+}
+
+/// Like [`run`], and with [`BochsConfig::serial_socket`] set, bytes sent on
+/// `input` are typed on the machine's serial line (COM1) as they arrive.
+pub fn run_with_input(
+    cfg: &BochsConfig,
+    on_line: &mut dyn FnMut(&str),
+    input: Option<std::sync::mpsc::Receiver<Vec<u8>>>,
+) -> Result<BochsRun, BochsError> {
     check_installed()?;
     let dir = &cfg.work_dir;
     let io_err = |what, path: &Path| {
@@ -426,6 +445,12 @@ pub fn run(cfg: &BochsConfig, on_line: &mut dyn FnMut(&str)) -> Result<BochsRun,
         .map_err(io_err("cannot start bochs in", dir))?;
 
     let serial_path = dir.join("serial.log");
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let bridge = cfg.serial_socket.map(|port| {
+        let finished = finished.clone();
+        let path = serial_path.clone();
+        std::thread::spawn(move || serial_bridge(port, &path, input, &finished))
+    });
     let mut serial_file: Option<File> = None;
     let mut splitter = LineSplitter::default();
     let mut serial = String::new();
@@ -464,6 +489,11 @@ pub fn run(cfg: &BochsConfig, on_line: &mut dyn FnMut(&str)) -> Result<BochsRun,
         std::thread::sleep(Duration::from_millis(100));
     };
     let wall = start.elapsed();
+    finished.store(true, std::sync::atomic::Ordering::Release);
+    if let Some(b) = bridge {
+        let _ = b.join();
+    }
+    poll(&mut serial_file, &mut emit);
     splitter.finish(&mut emit);
     let (bochs_log, serial_ticks) = read_log(&dir.join("bochs.log"), cfg.serial_ticks);
     Ok(BochsRun {
@@ -476,6 +506,63 @@ pub fn run(cfg: &BochsConfig, on_line: &mut dyn FnMut(&str)) -> Result<BochsRun,
         wall,
         work_dir: dir.clone(),
     })
+}
+
+/// Connects to Bochs's COM1 socket, appends what the machine sends to
+/// `serial.log`, and sends what arrives on `input`, until `finished`.
+fn serial_bridge(
+    port: u16,
+    log: &Path,
+    input: Option<std::sync::mpsc::Receiver<Vec<u8>>>,
+    finished: &std::sync::atomic::AtomicBool,
+) {
+    use std::io::Write;
+    use std::sync::atomic::Ordering;
+    let mut socket = None;
+    while socket.is_none() && !finished.load(Ordering::Acquire) {
+        socket = std::net::TcpStream::connect(("127.0.0.1", port)).ok();
+        if socket.is_none() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let Some(mut socket) = socket else { return };
+    let _ = socket.set_read_timeout(Some(Duration::from_millis(20)));
+    let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    else {
+        return;
+    };
+    let mut buf = [0u8; 4096];
+    while !finished.load(Ordering::Acquire) {
+        match socket.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let _ = file.write_all(&buf[..n]);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+        if let Some(rx) = &input {
+            while let Ok(bytes) = rx.try_recv() {
+                let _ = socket.write_all(&bytes);
+            }
+        }
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (for Bochs's serial socket).
+pub fn free_local_port() -> Option<u16> {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .ok()?
+        .local_addr()
+        .ok()
+        .map(|a| a.port())
 }
 
 #[cfg(test)]

@@ -127,12 +127,40 @@ fn run(system: Option<PathBuf>, timeout: Duration) -> Result<ExitCode, cloister:
             .join(format!("cli-{}", built.vmm.hash)),
     );
     cfg.timeout = timeout;
+    // A VM with `console = true` gets the terminal's input: COM1 goes to a
+    // socket, and each line typed here is sent to the machine's serial line,
+    // from where the VMM forwards it to that VM's COM1.
+    let input = match system.vms.iter().find(|vm| vm.console) {
+        Some(vm) => {
+            cfg.serial_socket = bochs::free_local_port();
+            eprintln!(
+                "cloister: the terminal is attached to vm {}'s COM1: type a command and press \
+                 Enter (output appears a line at a time)",
+                vm.name
+            );
+            let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+            std::thread::spawn(move || {
+                let mut line = String::new();
+                while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
+                    if tx.send(std::mem::take(&mut line).into_bytes()).is_err() {
+                        break;
+                    }
+                }
+            });
+            Some(rx)
+        }
+        None => None,
+    };
     let stdout = std::io::stdout();
-    let result = bochs::run(&cfg, &mut |line| {
-        let mut out = stdout.lock();
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
-    })?;
+    let result = bochs::run_with_input(
+        &cfg,
+        &mut |line| {
+            let mut out = stdout.lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        },
+        input,
+    )?;
     let report = summary::parse(&result.serial);
     let ticks = result
         .power_off_tick

@@ -680,6 +680,14 @@ mod tests {
             .vms
             .iter()
             .any(|vm| vm.name == "hello" && vm.expect.is_clean()));
-        assert!(s.vms.iter().any(|vm| vm.expect == Expect::Stopped));
+        // The AppVM gets the terminal.
+        assert!(s
+            .vms
+            .iter()
+            .any(|vm| vm.image == Image::Appvm && vm.console));
+        // The hostile demonstration lives beside the tests.
+        let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/systems/hello.toml");
+        let d = System::load(&demo).unwrap();
+        assert!(d.vms.iter().any(|vm| vm.expect == Expect::Stopped));
     }
 }

@@ -1,8 +1,9 @@
 //! Full system, Linux: seL4 + cloister in Bochs boot the stock Debian kernel
 //! (`linux-image-amd64`) with a busybox initramfs alongside the `hello`
-//! unikernel, on an ordinary command line. The initramfs runs commands a
-//! user would type (`uname -r`, `/proc/cpuinfo`, a timed `sleep 5`, a scan
-//! of the kernel log) and powers the VM off through ACPI.
+//! unikernel, on an ordinary command line. The test types commands at the
+//! initramfs shell over the machine's serial line, which the VMM forwards to
+//! the AppVM's COM1 (`uname -r`, `/proc/cpuinfo`, a timed `sleep 5`, a scan
+//! of the kernel log), then powers the VM off (ACPI S5).
 //!
 //! Skipped loudly without seL4 (or failed with `CLOISTER_REQUIRE_FULL=1`).
 //! Takes several minutes: Linux boots in about 7 billion emulated
@@ -17,15 +18,32 @@ use std::time::Duration;
 /// The guest's command line: nothing but the console (and `quiet`, so the
 /// kernel log is read with dmesg rather than paced over the serial line).
 const CMDLINE: &str = "console=ttyS0 quiet";
-/// Commands the initramfs runs after its marker, each printing a `check:` line.
-const COMMANDS: &str = "echo \"check: uname $(uname -r)\"\n\
-    echo \"check: flags $(grep -m1 '^flags' /proc/cpuinfo | grep -o -w hypervisor)\"\n\
-    echo \"check: model $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2)\"\n\
-    echo 'check: sleep-start'\n\
-    sleep 5\n\
-    echo 'check: sleep-end'\n\
-    echo \"check: kernel-log-problems $(dmesg | grep -cE 'BUG|WARNING|panic|Call Trace')\"\n\
-    dmesg | grep -E 'BUG|WARNING|panic|Call Trace' | head -20\n";
+/// What the test types at the shell, each with the start of the output line
+/// it waits for before typing the next (the shell echoes what is typed, so
+/// the output is told apart by its `check:` prefix at the start of a line).
+const COMMANDS: &[(&str, &str)] = &[
+    ("echo \"check: uname $(uname -r)\"\n", "check: uname "),
+    (
+        "echo \"check: flags $(grep -m1 '^flags' /proc/cpuinfo | grep -o -w hypervisor)\"\n",
+        "check: flags",
+    ),
+    (
+        "echo \"check: model $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2)\"\n",
+        "check: model",
+    ),
+    (
+        "echo check: sleep-start; sleep 5; echo check: sleep-end\n",
+        "check: sleep-end",
+    ),
+    (
+        "echo \"check: kernel-log-problems $(dmesg | grep -cE 'BUG|WARNING|panic|Call Trace')\"\n",
+        "check: kernel-log-problems",
+    ),
+    (
+        "dmesg | grep -E 'BUG|WARNING|panic|Call Trace' | head -20; poweroff -f\n",
+        "",
+    ),
+];
 const TIMEOUT: Duration = Duration::from_secs(1800);
 
 fn guest(line: &str) -> String {
@@ -46,11 +64,7 @@ fn sel4_boots_debian_linux_beside_hello() {
         );
         return;
     }
-    let options = appvm_images::Options {
-        init: appvm_images::InitAction::RunThenPowerOff(COMMANDS.into()),
-        ..appvm_images::Options::default()
-    };
-    let images = appvm_images::build_with(&appvm_images::default_cache_dir(), &options)
+    let images = appvm_images::build(&appvm_images::default_cache_dir())
         .unwrap_or_else(|e| panic!("building the AppVM images: {e}"));
 
     let dir = builder.target_dir().join("cloister-run/test-sel4_linux");
@@ -73,8 +87,27 @@ fn sel4_boots_debian_linux_beside_hello() {
     let mut cfg = BochsConfig::new(&built.iso, dir.join("bochs"));
     cfg.timeout = TIMEOUT;
     cfg.serial_ticks = true;
+    cfg.serial_socket = Some(bochs::free_local_port().expect("a free local port"));
+    let (keys, typed) = std::sync::mpsc::channel::<Vec<u8>>();
+    // Type the next command once the shell is up, then after each answer.
+    let mut next = 0usize;
+    // The busybox shell's banner: it has taken the terminal and reads next.
+    let shell_ready = guest("Enter 'help' for a list of built-in commands.");
+    let mut on_line = |line: &str| {
+        eprintln!("  | {line}");
+        let ready = if next == 0 {
+            line == shell_ready
+        } else {
+            let wait = COMMANDS[next - 1].1;
+            !wait.is_empty() && line.starts_with(&guest(wait))
+        };
+        if ready && next < COMMANDS.len() {
+            let _ = keys.send(COMMANDS[next].0.as_bytes().to_vec());
+            next += 1;
+        }
+    };
     let run =
-        bochs::run(&cfg, &mut |line| eprintln!("  | {line}")).unwrap_or_else(|e| panic!("{e}"));
+        bochs::run_with_input(&cfg, &mut on_line, Some(typed)).unwrap_or_else(|e| panic!("{e}"));
     let report = summary::parse(&run.serial);
     let context = format!(
         "logs in {}\n--- serial (tail) ---\n{}\n--- bochs.log (tail) ---\n{}",

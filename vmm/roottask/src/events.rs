@@ -242,6 +242,10 @@ extern "C" fn events_main(_: u64) -> ! {
             t.drain_com1();
             let _ = sel4::irq_ack(t.com1_irq);
         }
+        // The interrupt is edge-triggered and masked until acknowledged: a
+        // byte that arrived in between raised no edge, and the UART keeps
+        // its line high until it is read. Drain after every wake-up.
+        t.drain_com1();
         if badge & BADGE_PIT != 0 {
             let _ = sel4::irq_ack(t.pit_irq);
         }
