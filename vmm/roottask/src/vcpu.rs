@@ -187,7 +187,7 @@ pub fn create(
             tsc_khz,
             kind,
         },
-        ns(crate::rdtsc(), tsc_khz),
+        vmm_core::vm::tsc_to_ns(crate::rdtsc(), tsc_khz),
     );
     let (writes, regs, entry) = if spec.linux {
         let memmap = linux_boot::pc_memmap(ram)
@@ -415,6 +415,20 @@ extern "C" fn vcpu_main(runner: *mut Runner) -> ! {
     }
 }
 
+/// The host side of a running VM. A macro rather than a method: the host
+/// borrows the runner's IPC buffer while the caller still uses its `vm`.
+macro_rules! runner_host {
+    ($r:ident) => {
+        ThreadHost {
+            name: $r.name,
+            index: $r.index,
+            vcpu: Some((&mut $r.ipc, $r.vcpu)),
+            window: $r.window,
+            ram: $r.ram,
+        }
+    };
+}
+
 impl Runner {
     fn run(&mut self) -> StopReason {
         let base_ppc = self.vm.primary_controls();
@@ -425,13 +439,7 @@ impl Runner {
             self.rip = mr[0];
             let action = match result {
                 VmEnterResult::Notification(_) => {
-                    let mut host = ThreadHost {
-                        name: self.name,
-                        index: self.index,
-                        vcpu: Some((&mut self.ipc, self.vcpu)),
-                        window: self.window,
-                        ram: self.ram,
-                    };
+                    let mut host = runner_host!(self);
                     match self.vm.on_notification(self.rip, &mut host) {
                         // seL4 returns without entering the guest when the
                         // notification was already pending: an event queued
@@ -448,13 +456,7 @@ impl Runner {
                 }
                 VmEnterResult::Fault => {
                     let (exit, mut regs) = self.read_exit(&mr);
-                    let mut host = ThreadHost {
-                        name: self.name,
-                        index: self.index,
-                        vcpu: Some((&mut self.ipc, self.vcpu)),
-                        window: self.window,
-                        ram: self.ram,
-                    };
+                    let mut host = runner_host!(self);
                     let action = self.vm.handle(&exit, &mut regs, &mut host);
                     if let Action::Resume(r) | Action::Halt(r) = &action {
                         if r.regs_dirty {
@@ -499,13 +501,7 @@ impl Runner {
         loop {
             crate::events::set_deadline(self.index, self.vm.deadline_tsc());
             sel4::wait(self.wake);
-            let mut host = ThreadHost {
-                name: self.name,
-                index: self.index,
-                vcpu: Some((&mut self.ipc, self.vcpu)),
-                window: self.window,
-                ram: self.ram,
-            };
+            let mut host = runner_host!(self);
             match self.vm.wake(pending, &mut host) {
                 Action::Resume(r) => return Ok(r),
                 Action::Halt(r) => pending = r,
@@ -580,14 +576,6 @@ impl Runner {
         };
         (exit, regs)
     }
-}
-
-/// TSC ticks to nanoseconds.
-fn ns(tsc: u64, tsc_khz: u64) -> u64 {
-    if tsc_khz == 0 {
-        return 0;
-    }
-    u64::try_from(u128::from(tsc) * 1_000_000 / u128::from(tsc_khz)).unwrap_or(u64::MAX)
 }
 
 /// A loader error as a kernel-object error with the loader's message logged.

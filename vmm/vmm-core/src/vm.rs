@@ -34,8 +34,8 @@ const IA32_EFER: u32 = 0xC000_0080;
 /// The x2APIC MSR range, served by the platform's LAPIC.
 const X2APIC_MSRS: core::ops::RangeInclusive<u32> = 0x800..=0x8FF;
 
-/// Converts TSC ticks to nanoseconds for a `tsc_khz` clock.
-fn tsc_to_ns(tsc: u64, tsc_khz: u64) -> u64 {
+/// Converts TSC ticks to nanoseconds for a `tsc_khz` clock (0 if unknown).
+pub fn tsc_to_ns(tsc: u64, tsc_khz: u64) -> u64 {
     if tsc_khz == 0 {
         return 0;
     }
