@@ -30,8 +30,17 @@ use std::path::{Path, PathBuf};
 
 /// Guests the builder knows how to build (workspace packages with a binary of
 /// the same name: `unikernels/hello`, `unikernels/hostile`,
-/// `unikernels/rtcheck`, `netvm-uk/netvm`).
-pub const GUESTS: &[&str] = &["hello", "hostile", "rtcheck", "netvm"];
+/// `unikernels/rtcheck`, `netvm-uk/netvm`, `storevm-uk/storevm`,
+/// `fileserver-uk/fileserver`, `unikernels/blkback/blkback`).
+pub const GUESTS: &[&str] = &[
+    "hello",
+    "hostile",
+    "rtcheck",
+    "netvm",
+    "storevm",
+    "fileserver",
+    "blkback",
+];
 /// Most VMs in one system (the VMM's limit).
 pub const MAX_VMS: usize = 32;
 /// Longest VM name.

@@ -64,6 +64,7 @@ extern crate alloc;
 pub mod client;
 pub mod path;
 pub mod perms;
+pub mod ring;
 pub mod selfcheck;
 mod store;
 pub mod tree;

@@ -1372,35 +1372,80 @@ proptest! {
 
 #[test]
 fn the_self_check_session_transcript() {
-    let lines = crate::selfcheck::scripted_session();
-    let text = lines.join("\n");
-    for want in [
-        "dom0 Introduce 1 4096 1 -> OK",
-        "  event dom0 @introduceDomain intro",
-        "dom1 TransactionEnd T -> OK",
-        "  event dom2 /local/domain/1/device/vif/0/state fe",
-        "dom2 Read /local/domain/1/device/vif/0/tx-ring-ref -> 8",
-        "dom2 Directory /local/domain/1/device/vif/0 -> state|tx-ring-ref",
-        "dom2 Write /local/domain/1/device/vif/0/state 6 -> EACCES",
-        "dom2 Read /local/domain/1/secret -> EACCES",
-        "dom1 Read secret -> ENOENT",
-        "dom1 GetPerms device/vif/0/state -> n1|r2",
-        "dom0 Release 1 -> OK",
-        "dom0 IsDomainIntroduced 1 -> F",
-    ] {
-        assert!(
-            lines.iter().any(|l| l == want),
-            "missing {want:?} in\n{text}"
-        );
-    }
-    // The commit fires the frontend watch once; nothing else reaches dom2
-    // but its own initial event and the removal.
+    let t = crate::selfcheck::scripted_session();
+    let text = t.lines.join("\n");
+    assert_eq!(t.unexpected, Vec::<String>::new(), "{text}");
     assert_eq!(
-        lines
-            .iter()
-            .filter(|l| l.starts_with("  event dom2"))
-            .count(),
-        3,
-        "{text}"
+        t.requests,
+        t.lines.iter().filter(|l| !l.starts_with("  ")).count()
     );
+    // Each request line, with exactly the events that follow it.
+    let events = |req: &str| -> Vec<&str> {
+        let i = t
+            .lines
+            .iter()
+            .position(|l| l == req)
+            .unwrap_or_else(|| panic!("missing {req:?} in\n{text}"));
+        t.lines[i + 1..]
+            .iter()
+            .take_while(|l| l.starts_with("  "))
+            .map(String::as_str)
+            .collect()
+    };
+    let fe = "  event dom2 /local/domain/1/device/vif/0/state fe";
+    for (req, want) in [
+        (
+            "dom0 Introduce 1 4096 1 -> OK",
+            &["  event dom0 @introduceDomain intro"][..],
+        ),
+        ("dom1 tx1 Write device/vif/0/state 3 -> OK", &[]),
+        ("dom1 tx1 TransactionEnd T -> OK", &[fe]),
+        (
+            "dom2 Read /local/domain/1/device/vif/0/tx-ring-ref -> 8",
+            &[],
+        ),
+        (
+            "dom2 Directory /local/domain/1/device/vif/0 -> state|tx-ring-ref",
+            &[],
+        ),
+        (
+            "dom2 Write /local/domain/1/device/vif/0/state 6 -> EACCES",
+            &[],
+        ),
+        ("dom2 Read /local/domain/1/secret -> EACCES", &[]),
+        ("dom1 Read secret -> ENOENT", &[]),
+        ("dom1 GetPerms device/vif/0/state -> n1|r2", &[]),
+        ("dom1 SetPerms device/vif/0/state n2 -> EPERM", &[]),
+        ("dom1 TransactionStart -> ENOSPC", &[]),
+        (
+            "dom0 Write /local/domain/1/device/vif/0/state 5 -> OK",
+            &[fe],
+        ),
+        ("dom1 tx2 TransactionEnd T -> EAGAIN", &[]),
+        ("dom1 Read device/vif/0/state -> 5", &[]),
+        ("dom1 tx3 TransactionEnd T -> OK", &[fe]),
+        (
+            "dom1 SetPerms device/vif/0/state n1 r2 r3 r4 r5 r6 -> ENOSPC",
+            &[],
+        ),
+        ("dom2 Watch /local/domain/1/device/vif/0 vif -> E2BIG", &[]),
+        ("dom2 Write scratch/1/2/3/4/5/6/7 x -> ENOSPC", &[]),
+        (
+            "dom2 Write scratch/1/2/3/4/5/6 x -> OK",
+            &["  event dom2 /local/domain/2/scratch/1/2/3/4/5/6 home"],
+        ),
+        ("dom2 Write scratch/more x -> ENOSPC", &[]),
+        ("dom0 Rm /local/domain/1/device -> OK", &[fe]),
+        (
+            "dom0 Release 1 -> OK",
+            &["  event dom0 @releaseDomain release"],
+        ),
+        ("dom1 Read secret -> EACCES", &[]),
+        ("dom0 IsDomainIntroduced 1 -> F", &[]),
+    ] {
+        assert_eq!(events(req), want, "after {req:?} in\n{text}");
+    }
+    // The watch fires once when set and once per change: two commits,
+    // dom0's write and the removal.
+    assert_eq!(t.lines.iter().filter(|l| *l == fe).count(), 5, "{text}");
 }
