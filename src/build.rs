@@ -392,14 +392,15 @@ pub fn system_rs(system: &System, guests: &Guests) -> Result<String, BuildError>
             None => "b\"\"".to_string(),
         };
         out.push_str(&format!(
-            "    VmSpec {{ name: {:?}, ram: {}, cmdline: {:?}, image: include_bytes!({:?}), expect_clean: {}, console: {}, linux: {}, initrd: {initrd} }},\n",
+            "    VmSpec {{ name: {:?}, ram: {}, cmdline: {:?}, image: include_bytes!({:?}), expect_clean: {}, console: {}, linux: {}, initrd: {initrd}, xen: Xen::{:?} }},\n",
             vm.name,
             vm.ram,
             vm.cmdline,
             image,
             vm.expect.is_clean(),
             vm.console,
-            matches!(vm.image, Image::Linux(_))
+            matches!(vm.image, Image::Linux(_)),
+            vm.xen
         ));
     }
     out.push_str("];\n");

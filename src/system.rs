@@ -11,6 +11,10 @@
 //!                           # "stopped" (stopped by the VMM: hostile test guests)
 //! console = true            # optional: this VM's COM1 receives the machine's
 //!                           # console input (at most one VM)
+//! xen = "guest"             # optional: the Xen inter-VM ABI (event channels,
+//!                           # grants, a store ring); "store" for the VM that
+//!                           # serves the store (at most one); PVH guests only,
+//!                           # RAM at most 256 MiB (built from 4 KiB frames)
 //!
 //! [[vm]]                    # a Linux AppVM: `kernel` instead of `image`
 //! name = "work"
@@ -78,7 +82,25 @@ pub struct Vm {
     pub console: bool,
     /// A Linux VM's initial RAM disk.
     pub initrd: Option<PathBuf>,
+    /// The VM's part in inter-VM communication.
+    pub xen: Xen,
 }
+
+/// A VM's part in inter-VM communication (the Xen-compatible ABI).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Xen {
+    /// No Xen ABI: VMCALL is refused, no Xen CPUID leaves.
+    #[default]
+    None,
+    /// A domain with event channels, grants and a store ring.
+    Guest,
+    /// The domain that serves every other domain's store ring.
+    Store,
+}
+
+/// Most RAM of a VM with the Xen ABI (its RAM is built from 4 KiB frames so
+/// that single pages can be granted).
+pub const MAX_XEN_RAM: u64 = 256 << 20;
 
 /// The image a VM boots.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,6 +175,7 @@ struct RawVm {
     cmdline: Option<String>,
     expect: Option<String>,
     console: Option<bool>,
+    xen: Option<String>,
     kernel: Option<String>,
     initrd: Option<String>,
 }
@@ -326,6 +349,38 @@ impl System {
                         .into(),
                 ));
             }
+            let xen = match r.xen.as_deref() {
+                None => Xen::None,
+                Some("guest") => Xen::Guest,
+                Some("store") => Xen::Store,
+                Some(other) => {
+                    return Err(vm_err(format!(
+                        "xen = {other:?} is not known: use \"guest\" (event channels, grants \
+                         and a store ring) or \"store\" (the VM that serves the store)"
+                    )))
+                }
+            };
+            if xen != Xen::None {
+                if matches!(image, Image::Linux(_) | Image::Appvm) {
+                    return Err(vm_err(
+                        "xen is only available to PVH guests so far: remove it from this Linux VM"
+                            .into(),
+                    ));
+                }
+                if ram > MAX_XEN_RAM {
+                    return Err(vm_err(format!(
+                        "a VM with xen = {:?} may have at most {} MiB of RAM (built from 4 KiB \
+                         frames): lower ram",
+                        r.xen.as_deref().unwrap_or_default(),
+                        MAX_XEN_RAM >> 20
+                    )));
+                }
+            }
+            if xen == Xen::Store && vms.iter().any(|v: &Vm| v.xen == Xen::Store) {
+                return Err(vm_err(
+                    "xen = \"store\" is set on more than one VM: one VM serves the store".into(),
+                ));
+            }
             vms.push(Vm {
                 name,
                 image,
@@ -334,6 +389,7 @@ impl System {
                 expect,
                 console,
                 initrd,
+                xen,
             });
         }
         Ok(System {
@@ -511,6 +567,7 @@ mod tests {
                 expect: Expect::Clean,
                 console: false,
                 initrd: None,
+                xen: Xen::None,
             }
         );
         assert_eq!(
@@ -557,6 +614,29 @@ mod tests {
         assert!(e.contains("not a size"), "{e}");
         let e = err("[[vm]]\nname = \"a\"\nimage = \"hello\"\n");
         assert!(e.contains("no `ram`"), "{e}");
+    }
+
+    #[test]
+    fn xen_roles() {
+        let vm = |name: &str, xen: &str, ram: &str| {
+            format!(
+                "[[vm]]\nname = \"{name}\"\nimage = \"hello\"\nram = \"{ram}\"\nxen = \"{xen}\"\n"
+            )
+        };
+        let s = parse(&(vm("store", "store", "8M") + &vm("a", "guest", "8M"))).unwrap();
+        assert_eq!(s.vms[0].xen, Xen::Store);
+        assert_eq!(s.vms[1].xen, Xen::Guest);
+        let e = err(&(vm("s1", "store", "8M") + &vm("s2", "store", "8M")));
+        assert!(
+            e.contains("vm `s2`: xen = \"store\" is set on more than one VM"),
+            "{e}"
+        );
+        let e = err(&vm("a", "dom0", "8M"));
+        assert!(e.contains("xen = \"dom0\" is not known"), "{e}");
+        let e = err(&vm("a", "guest", "512M"));
+        assert!(e.contains("at most 256 MiB"), "{e}");
+        let e = err("[[vm]]\nname = \"w\"\nkernel = \"appvm\"\nram = \"256M\"\nxen = \"guest\"\n");
+        assert!(e.contains("only available to PVH guests"), "{e}");
     }
 
     #[test]

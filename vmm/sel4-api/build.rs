@@ -283,6 +283,7 @@ const WORDS: &[(&str, &str)] = &[
     ),
     ("RIGHTS_ALL", "seL4_AllRights.words[0]"),
     ("RIGHTS_READ_WRITE", "seL4_ReadWrite.words[0]"),
+    ("RIGHTS_READ", "seL4_CanRead.words[0]"),
     ("X86_DEFAULT_VM_ATTRIBUTES", "seL4_X86_Default_VMAttributes"),
     (
         "X86_EPT_DEFAULT_VM_ATTRIBUTES",

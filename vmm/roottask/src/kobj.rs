@@ -127,9 +127,34 @@ impl Kernel {
         Ok(slot)
     }
 
-    /// A copy of capability `cap` with `rights`.
-    pub fn copy(&mut self, cap: CPtr, rights: u64) -> Result<CPtr, KError> {
-        let slot = self.slot()?;
+    /// Creates `count` 4 KiB frames in consecutive slots (one retype per
+    /// 256: the kernel's fan-out limit), returning the first slot.
+    pub fn create_frames(&mut self, count: u64, what: &'static str) -> Result<CPtr, KError> {
+        const BATCH: u64 = 256;
+        let first = self.slots.alloc(count)?;
+        let mut done = 0;
+        while done < count {
+            let n = BATCH.min(count - done);
+            let ut = self.untyped.alloc(sys::PAGE_BITS as u8, n)?;
+            self.ipc
+                .untyped_retype(
+                    ut,
+                    sys::X86_4K_OBJECT,
+                    0,
+                    sys::CAP_INIT_THREAD_CNODE,
+                    0,
+                    0,
+                    first + done,
+                    n,
+                )
+                .ctx(what)?;
+            done += n;
+        }
+        Ok(first)
+    }
+
+    /// Copies capability `cap` with `rights` into the free slot `slot`.
+    pub fn copy_into(&mut self, slot: CPtr, cap: CPtr, rights: u64) -> Result<(), KError> {
         self.ipc
             .cnode_copy(
                 sys::CAP_INIT_THREAD_CNODE,
@@ -140,7 +165,20 @@ impl Kernel {
                 CNODE_DEPTH,
                 rights,
             )
-            .ctx("copying a capability")?;
+            .ctx("copying a capability")
+    }
+
+    /// Empties slot `slot` (the capability is deleted; the slot can be reused).
+    pub fn delete(&mut self, slot: CPtr) -> Result<(), KError> {
+        self.ipc
+            .cnode_delete(sys::CAP_INIT_THREAD_CNODE, slot, CNODE_DEPTH)
+            .ctx("deleting a capability")
+    }
+
+    /// A copy of capability `cap` with `rights`.
+    pub fn copy(&mut self, cap: CPtr, rights: u64) -> Result<CPtr, KError> {
+        let slot = self.slot()?;
+        self.copy_into(slot, cap, rights)?;
         Ok(slot)
     }
 

@@ -16,6 +16,7 @@ mod heap;
 mod kobj;
 mod rtc;
 mod vcpu;
+mod xen;
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -43,6 +44,21 @@ mod system {
         pub linux: bool,
         /// The Linux initrd (empty: none).
         pub initrd: &'static [u8],
+        /// The VM's part in inter-VM communication.
+        pub xen: Xen,
+    }
+
+    /// A VM's part in inter-VM communication (the Xen-compatible ABI).
+    /// Which variants a build uses depends on the system description.
+    #[allow(dead_code)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Xen {
+        /// No Xen ABI.
+        None,
+        /// Event channels, grants and a store ring.
+        Guest,
+        /// Serves every other domain's store ring.
+        Store,
     }
     include!(env!("CLOISTER_SYSTEM_RS"));
 }
@@ -206,8 +222,18 @@ fn run(ipc: Ipc, bi: &BootInfo) -> Result<bool, KError> {
         k.free_bytes() >> 20,
         k.free_slots()
     );
+    let introduced = xen::toolstack_setup(&mut k)?;
+    if introduced > 0 {
+        log!("xen: {introduced} domains introduced to the store");
+    }
+    // From here on the vCPU threads share the kernel-object allocator (grant
+    // mappings, Xen pages); the manager reaches it through the hub.
+    xen::adopt_kernel(k);
     for vm in &vms {
-        vcpu::start(&mut k, vm)?;
+        xen::with_kernel(|k| vcpu::start(k, vm)).unwrap_or(Err(KError::Kernel(
+            "starting a vCPU thread without the kernel allocator",
+            sel4::Error::InvalidArgument,
+        )))?;
     }
     while STOPPED.load(Ordering::Acquire) < vms.len() {
         sel4::wait(done);

@@ -3,7 +3,7 @@
 //! `vmm_core::vm::Vm` and applies its decision.
 
 use crate::kobj::{Context, KError, Kernel};
-use crate::system::VmSpec;
+use crate::system::{VmSpec, Xen};
 use alloc::boxed::Box;
 use core::fmt;
 use core::sync::atomic::Ordering;
@@ -21,8 +21,9 @@ const GUEST_WINDOW_BASE: u64 = 0x100_0000_0000;
 const GUEST_WINDOW_SIZE: u64 = 0x1_0000_0000;
 /// Where vCPU threads' IPC buffers are mapped (PML4 slot 1).
 pub const IPC_AREA: u64 = 0x80_0000_0000;
-/// Guest RAM is built from 2 MiB frames.
+/// Guest RAM is built from 2 MiB frames (4 KiB ones for Xen VMs).
 const LARGE: u64 = 1 << 21;
+const PAGE: u64 = 4096;
 /// Most VMs one system may have.
 pub const MAX_VMS: usize = 32;
 const VCPU_STACK: usize = 32 * 1024;
@@ -78,6 +79,8 @@ struct Runner {
     /// The VM's RAM in the VMM's address space, and its size.
     window: u64,
     ram: u64,
+    /// Its Xen domain id, if it has the Xen ABI.
+    domid: Option<u16>,
     vm: Vm,
     vcpu: CPtr,
     tcb: CPtr,
@@ -159,17 +162,31 @@ pub fn create(
         .asid_pool_assign(sys::CAP_INIT_THREAD_ASID_POOL, ept)
         .ctx("assigning an ASID to the EPT")?;
     let window = GUEST_WINDOW_BASE + index as u64 * GUEST_WINDOW_SIZE;
-    let mut gpa = 0;
-    while gpa < ram {
-        let frame = k.create(
-            sys::X86_LARGE_PAGE_OBJECT,
-            sys::LARGE_PAGE_BITS,
-            "allocating guest RAM",
-        )?;
-        let vmm_copy = k.copy(frame, sys::RIGHTS_ALL)?;
-        k.map_ept(ept, frame, gpa, true)?;
-        k.map_vmm(vmm_copy, window + gpa, true)?;
-        gpa += LARGE;
+    let domid = (spec.xen != Xen::None).then_some(index as u16 + 1);
+    // A Xen VM's RAM is 4 KiB frames, so that single pages can be granted.
+    let mut xen_frames = 0;
+    if domid.is_some() {
+        let pages = ram / PAGE;
+        xen_frames = k.create_frames(pages, "allocating guest RAM")?;
+        for i in 0..pages {
+            let frame = xen_frames + i;
+            k.map_ept(ept, frame, i * PAGE, false)?;
+            let vmm_copy = k.copy(frame, sys::RIGHTS_ALL)?;
+            k.map_vmm(vmm_copy, window + i * PAGE, false)?;
+        }
+    } else {
+        let mut gpa = 0;
+        while gpa < ram {
+            let frame = k.create(
+                sys::X86_LARGE_PAGE_OBJECT,
+                sys::LARGE_PAGE_BITS,
+                "allocating guest RAM",
+            )?;
+            let vmm_copy = k.copy(frame, sys::RIGHTS_ALL)?;
+            k.map_ept(ept, frame, gpa, true)?;
+            k.map_vmm(vmm_copy, window + gpa, true)?;
+            gpa += LARGE;
+        }
     }
     let mut mem = GuestRam {
         base: window as *mut u8,
@@ -186,6 +203,7 @@ pub fn create(
             ram_size: ram,
             tsc_khz,
             kind,
+            xen: domid,
         },
         vmm_core::vm::tsc_to_ns(crate::rdtsc(), tsc_khz),
     );
@@ -205,8 +223,27 @@ pub fn create(
         let (w, r) = vm.linux_boot_state(&boot.cpu);
         (w, r, boot.cpu.rip)
     } else {
-        let memmap = pvh_loader::default_memmap(ram);
-        let boot = pvh_loader::load(spec.image, &mut mem, spec.cmdline, &memmap)
+        // A Xen VM's last page is its store ring, not RAM to use.
+        let store_page = crate::xen::store_gfn(ram) * PAGE;
+        let xen_memmap = [
+            pvh_loader::MemMapEntry {
+                addr: 0,
+                size: store_page,
+                kind: pvh_loader::MemoryType::Ram,
+            },
+            pvh_loader::MemMapEntry {
+                addr: store_page,
+                size: PAGE,
+                kind: pvh_loader::MemoryType::Reserved,
+            },
+        ];
+        let plain_memmap = pvh_loader::default_memmap(ram);
+        let memmap: &[pvh_loader::MemMapEntry] = if domid.is_some() {
+            &xen_memmap
+        } else {
+            &plain_memmap
+        };
+        let boot = pvh_loader::load(spec.image, &mut mem, spec.cmdline, memmap)
             .map_err(|e| boot_error("loading the image", &e))?;
         let (w, r) = vm.boot_state(u64::from(boot.entry), u64::from(boot.start_info));
         (w, r, u64::from(boot.entry))
@@ -265,6 +302,20 @@ pub fn create(
         .tcb_bind_notification(tcb, wake)
         .ctx("binding the wake-up notification to the vCPU thread")?;
     crate::events::register_vm(index, wake);
+    if let Some(id) = domid {
+        crate::xen::add_domain(
+            k,
+            &crate::xen::NewDomain {
+                id,
+                window,
+                ram,
+                frames: xen_frames,
+                ept,
+                wake,
+                store: spec.xen == Xen::Store,
+            },
+        )?;
+    }
     if spec.console {
         crate::events::attach_console(index);
     }
@@ -279,6 +330,7 @@ pub fn create(
         wake,
         window,
         ram,
+        domid,
         done,
         result,
     }));
@@ -322,8 +374,46 @@ struct ThreadHost<'a> {
     /// The vCPU's thread connection and VCPU (for VMCS reads); `None` once
     /// the VM has stopped.
     vcpu: Option<(&'a mut Ipc, CPtr)>,
+    ram: RamWindow,
+    domid: Option<u16>,
+}
+
+/// A VM's RAM through its window in the VMM.
+struct RamWindow {
     window: u64,
-    ram: u64,
+    size: u64,
+}
+
+impl RamWindow {
+    /// The VMM address of `[gpa, gpa+len)`, if it is all RAM.
+    fn at(&self, gpa: u64, len: usize) -> Option<u64> {
+        let end = gpa.checked_add(len as u64)?;
+        (end <= self.size).then_some(self.window + gpa)
+    }
+}
+
+impl vmm_core::xen::PhysMem for RamWindow {
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> bool {
+        let Some(src) = self.at(gpa, buf.len()) else {
+            return false;
+        };
+        // SAFETY: [gpa, gpa+len) lies inside the VM's RAM window, mapped
+        // read-write into the VMM for the life of the VM. The guest may
+        // change the bytes concurrently only on another vCPU, and this VM
+        // has one, which is stopped in this exit. (Foreign frames and VMM
+        // pages are never inside RAM.)
+        unsafe { core::ptr::copy_nonoverlapping(src as *const u8, buf.as_mut_ptr(), buf.len()) };
+        true
+    }
+
+    fn write(&mut self, gpa: u64, buf: &[u8]) -> bool {
+        let Some(dst) = self.at(gpa, buf.len()) else {
+            return false;
+        };
+        // SAFETY: as for `read`.
+        unsafe { core::ptr::copy_nonoverlapping(buf.as_ptr(), dst as *mut u8, buf.len()) };
+        true
+    }
 }
 
 impl Host for ThreadHost<'_> {
@@ -350,22 +440,23 @@ impl Host for ThreadHost<'_> {
     }
 
     fn read_guest(&self, gpa: u64, buf: &mut [u8]) -> bool {
-        let end = gpa.checked_add(buf.len() as u64);
-        if end.is_none_or(|e| e > self.ram) {
-            return false;
-        }
-        // SAFETY: [gpa, gpa+len) lies inside the VM's RAM window, mapped
-        // read-write into the VMM for the life of the VM. The guest may
-        // change the bytes concurrently only on another vCPU, and this VM
-        // has one, which is stopped in this exit.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                (self.window + gpa) as *const u8,
-                buf.as_mut_ptr(),
-                buf.len(),
-            )
+        vmm_core::xen::PhysMem::read(&self.ram, gpa, buf)
+    }
+
+    fn write_guest(&mut self, gpa: u64, buf: &[u8]) -> bool {
+        vmm_core::xen::PhysMem::write(&mut self.ram, gpa, buf)
+    }
+
+    fn xen_hypercall(&mut self, regs: &xen_abi::Regs, paging: x86_emul::Paging, user: bool) -> u64 {
+        let (Some(dom), Some((ipc, _))) = (self.domid, self.vcpu.as_mut()) else {
+            return xen_abi::XenError::NoSys.ret() as u64;
         };
-        true
+        let mut mem = vmm_core::xen::LinearMem::new(&mut self.ram, paging, user);
+        crate::xen::hypercall(dom, regs, &mut mem, ipc)
+    }
+
+    fn xen_upcall(&mut self) -> Option<u8> {
+        crate::xen::upcall_vector(self.domid?)
     }
 
     fn cpu_snapshot(&mut self) -> Option<CpuSnapshot> {
@@ -397,11 +488,17 @@ extern "C" fn vcpu_main(runner: *mut Runner) -> ! {
         name: r.name,
         index: r.index,
         vcpu: None,
-        window: r.window,
-        ram: r.ram,
+        ram: RamWindow {
+            window: r.window,
+            size: r.ram,
+        },
+        domid: r.domid,
     };
     r.vm.flush_console(&mut host);
     log!("vm {}: {} (tsc {})", r.name, outcome, crate::rdtsc());
+    if let Some(dom) = r.domid {
+        crate::xen::domain_stopped(dom, &mut r.ipc);
+    }
     *r.result.lock() = Some(Summary {
         outcome,
         stats: r.vm.stats().clone(),
@@ -423,8 +520,11 @@ macro_rules! runner_host {
             name: $r.name,
             index: $r.index,
             vcpu: Some((&mut $r.ipc, $r.vcpu)),
-            window: $r.window,
-            ram: $r.ram,
+            ram: RamWindow {
+                window: $r.window,
+                size: $r.ram,
+            },
+            domid: $r.domid,
         }
     };
 }

@@ -72,6 +72,12 @@ impl Ipc {
         .map(drop)
     }
 
+    /// `seL4_CNode_Delete`: empties slot `index` of `cnode`.
+    pub fn cnode_delete(&mut self, cnode: CPtr, index: u64, depth: u8) -> Result<(), Error> {
+        self.invoke(cnode, sys::CNODE_DELETE, &[index, u64::from(depth)], &[])
+            .map(drop)
+    }
+
     /// `seL4_CNode_Mint`: a copy of `src_index` with `rights` and `badge`.
     #[allow(clippy::too_many_arguments)]
     pub fn cnode_mint(
@@ -267,6 +273,11 @@ impl Ipc {
             &[vspace],
         )
         .map(drop)
+    }
+
+    /// `seL4_X86_Page_Unmap`: removes the frame's mapping (VSpace or EPT).
+    pub fn page_unmap(&mut self, frame: CPtr) -> Result<(), Error> {
+        self.invoke(frame, sys::X86_PAGE_UNMAP, &[], &[]).map(drop)
     }
 
     /// `seL4_X86_Page_GetAddress`: the frame's physical address.

@@ -14,3 +14,4 @@ pub mod stats;
 pub mod untyped;
 pub mod vm;
 pub mod vmx;
+pub mod xen;

@@ -68,6 +68,9 @@ pub struct VmConfig {
     pub tsc_khz: u64,
     /// What it boots.
     pub kind: GuestKind,
+    /// The VM's Xen domain id, if it has the Xen inter-VM ABI (CPUID leaves,
+    /// hypercall page, VMCALL hypercalls, event upcalls).
+    pub xen: Option<u16>,
 }
 
 /// The vCPU state an instruction emulation needs beyond the exit's
@@ -111,6 +114,14 @@ pub trait Host {
     /// Reads what instruction emulation needs from the VMCS; `None` if the
     /// kernel refused.
     fn cpu_snapshot(&mut self) -> Option<CpuSnapshot>;
+    /// Writes guest RAM at `gpa`; `false` if any byte is not RAM.
+    fn write_guest(&mut self, gpa: u64, buf: &[u8]) -> bool;
+    /// Runs a Xen hypercall of this VM's domain (only asked of VMs with
+    /// [`VmConfig::xen`]): argument pointers are linear addresses under
+    /// `paging`, accessed as user mode if `user`. Returns the value for RAX.
+    fn xen_hypercall(&mut self, regs: &xen_abi::Regs, paging: x86_emul::Paging, user: bool) -> u64;
+    /// The vector to inject for this VM's pending event upcall, if any.
+    fn xen_upcall(&mut self) -> Option<u8>;
 }
 
 /// Why a VM stopped.
@@ -550,12 +561,12 @@ impl Vm {
         if let Some(stop) = self.poll_devices(host) {
             return Action::Stop(stop);
         }
-        if self
+        let device = self
             .platform
             .as_ref()
             .and_then(|p| p.pending_vector())
-            .is_some()
-        {
+            .is_some();
+        if device || (self.cfg.xen.is_some() && host.xen_upcall().is_some()) {
             r.interrupt_window = true;
         }
         Action::Resume(r)
@@ -602,7 +613,7 @@ impl Vm {
         blocked: bool,
         host: &mut dyn Host,
     ) -> Action {
-        if self.platform.is_none() {
+        if self.platform.is_none() && self.cfg.xen.is_none() {
             return action;
         }
         let (mut r, halted) = match action {
@@ -613,18 +624,29 @@ impl Vm {
         if let Some(stop) = self.poll_devices(host) {
             return Action::Stop(stop);
         }
-        let Some(platform) = self.platform.as_mut() else {
-            return Action::Resume(r);
-        };
-        if let Some(vector) = platform.pending_vector() {
-            let can_take =
-                rflags & RFLAGS_IF != 0 && !blocked && r.interruption & interruption::VALID == 0;
-            if can_take && platform.acknowledge(vector).is_ok() {
-                r.interruption =
-                    interruption::VALID | interruption::TYPE_EXTERNAL | u32::from(vector);
-                return Action::Resume(r);
+        let can_take =
+            rflags & RFLAGS_IF != 0 && !blocked && r.interruption & interruption::VALID == 0;
+        let external =
+            |vector: u8| interruption::VALID | interruption::TYPE_EXTERNAL | u32::from(vector);
+        if let Some(platform) = self.platform.as_mut() {
+            if let Some(vector) = platform.pending_vector() {
+                if can_take && platform.acknowledge(vector).is_ok() {
+                    r.interruption = external(vector);
+                    return Action::Resume(r);
+                }
+                r.interrupt_window = true;
             }
-            r.interrupt_window = true;
+        }
+        // The event upcall is level-like: injected at each entry while the
+        // guest's `evtchn_upcall_pending` stays set.
+        if self.cfg.xen.is_some() {
+            if let Some(vector) = host.xen_upcall() {
+                if can_take {
+                    r.interruption = external(vector);
+                    return Action::Resume(r);
+                }
+                r.interrupt_window = true;
+            }
         }
         if halted {
             self.halted_rflags = rflags;
@@ -655,11 +677,22 @@ impl Vm {
                     let [eax, ebx, ecx, edx] = host.host_cpuid(l, s);
                     vcpu_policy::CpuidResult { eax, ebx, ecx, edx }
                 };
-                let r = vcpu_policy::cpuid(regs.rax as u32, regs.rcx as u32, &host_fn, &self.cpuid);
-                regs.rax = u64::from(r.eax);
-                regs.rbx = u64::from(r.ebx);
-                regs.rcx = u64::from(r.ecx);
-                regs.rdx = u64::from(r.edx);
+                let leaf = regs.rax as u32;
+                let xen = self
+                    .cfg
+                    .xen
+                    .and_then(|dom| xen_abi::cpuid::XenCpuid::default().leaf(leaf, dom, 0));
+                let [eax, ebx, ecx, edx] = match xen {
+                    Some(r) => r,
+                    None => {
+                        let r = vcpu_policy::cpuid(leaf, regs.rcx as u32, &host_fn, &self.cpuid);
+                        [r.eax, r.ebx, r.ecx, r.edx]
+                    }
+                };
+                regs.rax = u64::from(eax);
+                regs.rbx = u64::from(ebx);
+                regs.rcx = u64::from(ecx);
+                regs.rdx = u64::from(edx);
                 self.advance(exit, true, VmcsWrites::default())
             }
             ExitReason::IoInstruction => self.io(exit, regs, host),
@@ -685,9 +718,10 @@ impl Vm {
                 self.advance(exit, false, VmcsWrites::default())
             }
             ExitReason::Hlt => {
-                // Without a platform nothing can ever interrupt the guest;
-                // with interrupts off nothing can wake it.
-                if self.platform.is_none() || exit.rflags & RFLAGS_IF == 0 {
+                // Without a platform or event channels nothing can ever
+                // interrupt the guest; with interrupts off nothing can wake it.
+                let wakeable = self.platform.is_some() || self.cfg.xen.is_some();
+                if !wakeable || exit.rflags & RFLAGS_IF == 0 {
                     return Action::Stop(StopReason::HaltedForever { rip: exit.rip });
                 }
                 match self.advance(exit, false, VmcsWrites::default()) {
@@ -722,6 +756,7 @@ impl Vm {
             ExitReason::Mwait | ExitReason::Monitor => {
                 self.refuse(exit, host, VECTOR_UD, format_args!("MONITOR/MWAIT"))
             }
+            ExitReason::Vmcall if self.cfg.xen.is_some() => self.hypercall(exit, regs, host),
             ExitReason::Vmcall
             | ExitReason::Vmclear
             | ExitReason::Vmlaunch
@@ -920,6 +955,9 @@ impl Vm {
                 ),
             };
         }
+        if self.cfg.xen.is_some() && msr == xen_abi::cpuid::XenCpuid::default().msr {
+            return self.install_hypercall_page(exit, host, value);
+        }
         let now = tsc_to_ns(host.tsc(), self.cfg.tsc_khz);
         if let (Some(platform), true) = (self.platform.as_mut(), X2APIC_MSRS.contains(&msr)) {
             return match platform.msr_write(now, msr, value) {
@@ -1105,6 +1143,52 @@ impl Vm {
         }
     }
 
+    /// A VMCALL from a VM with the Xen ABI: the hypercall, its result in RAX.
+    fn hypercall(&mut self, exit: &Exit, regs: &mut GpRegs, host: &mut dyn Host) -> Action {
+        let Some(snap) = host.cpu_snapshot() else {
+            return self.inconsistent("reading the vCPU state for a hypercall", exit);
+        };
+        let lma = self.mode.efer & crate::vmx::efer::LMA != 0;
+        let long = lma && snap.cs_access_rights & (1 << 13) != 0;
+        let cpl = ((snap.ss_access_rights >> 5) & 3) as u8;
+        let xregs = xen_abi::Regs {
+            rax: regs.rax,
+            rbx: regs.rbx,
+            rcx: regs.rcx,
+            rdx: regs.rdx,
+            rsi: regs.rsi,
+            rdi: regs.rdi,
+            r8: regs.r8,
+            r10: regs.r10,
+            mode: if long {
+                xen_abi::Mode::Long
+            } else {
+                xen_abi::Mode::Compat
+            },
+            cpl,
+        };
+        let paging = x86_emul::Paging::new(snap.cr0, exit.cr3, snap.cr4, self.mode.efer);
+        regs.rax = host.xen_hypercall(&xregs, paging, cpl == 3);
+        self.advance(exit, true, VmcsWrites::default())
+    }
+
+    /// A write to the Xen hypercall MSR: fill the page it names.
+    fn install_hypercall_page(&mut self, exit: &Exit, host: &mut dyn Host, value: u64) -> Action {
+        let mut page = [0u8; xen_abi::PAGE_SIZE];
+        xen_abi::cpuid::write_hypercall_page(&mut page);
+        match xen_abi::cpuid::hypercall_msr_write(value) {
+            Ok(gpa) if host.write_guest(gpa, &page) => {
+                self.advance(exit, false, VmcsWrites::default())
+            }
+            _ => self.refuse(
+                exit,
+                host,
+                VECTOR_GP,
+                format_args!("hypercall page at {value:#x} (not a page of RAM)"),
+            ),
+        }
+    }
+
     fn cr(&mut self, exit: &Exit, regs: &mut GpRegs, host: &mut dyn Host) -> Action {
         match CrAccess::decode(exit.qualification) {
             CrAccess::MovTo { cr, gpr } => {
@@ -1203,6 +1287,10 @@ mod tests {
         ram: Vec<u8>,
         /// TSC ticks (50 MHz in these tests: 50 ticks per microsecond).
         tsc: std::cell::Cell<u64>,
+        /// Hypercalls seen: (number, first argument read through paging).
+        hypercalls: Vec<(u64, u64)>,
+        /// The upcall vector the fake hub reports pending.
+        upcall: Option<u8>,
     }
 
     impl Host for FakeHost {
@@ -1244,6 +1332,50 @@ mod tests {
         fn console_input(&mut self) -> Option<u8> {
             self.input.pop_front()
         }
+        fn write_guest(&mut self, gpa: u64, buf: &[u8]) -> bool {
+            let start = gpa as usize;
+            match self.ram.get_mut(start..start + buf.len()) {
+                Some(dst) => {
+                    dst.copy_from_slice(buf);
+                    true
+                }
+                None => false,
+            }
+        }
+        fn xen_hypercall(
+            &mut self,
+            regs: &xen_abi::Regs,
+            paging: x86_emul::Paging,
+            user: bool,
+        ) -> u64 {
+            // Reads the u64 that RDI points at, through the guest's paging.
+            struct Ram<'a>(&'a mut Vec<u8>);
+            impl crate::xen::PhysMem for Ram<'_> {
+                fn read(&self, gpa: u64, buf: &mut [u8]) -> bool {
+                    let s = gpa as usize;
+                    self.0
+                        .get(s..s + buf.len())
+                        .map(|src| buf.copy_from_slice(src))
+                        .is_some()
+                }
+                fn write(&mut self, _gpa: u64, _buf: &[u8]) -> bool {
+                    false
+                }
+            }
+            let mut ram = Ram(&mut self.ram);
+            let mut mem = crate::xen::LinearMem::new(&mut ram, paging, user);
+            let mut arg = [0u8; 8];
+            use xen_abi::GuestMem;
+            let first = match mem.read(regs.rdi, &mut arg) {
+                Ok(()) => u64::from_le_bytes(arg),
+                Err(_) => u64::MAX,
+            };
+            self.hypercalls.push((regs.rax, first));
+            (-38i64) as u64
+        }
+        fn xen_upcall(&mut self) -> Option<u8> {
+            self.upcall
+        }
     }
 
     fn vm() -> Vm {
@@ -1252,6 +1384,7 @@ mod tests {
                 ram_size: 8 << 20,
                 tsc_khz: 50_000,
                 kind: GuestKind::Pvh,
+                xen: None,
             },
             0,
         )
@@ -1265,6 +1398,7 @@ mod tests {
                 kind: GuestKind::Linux {
                     unix_secs: 1_800_000_000,
                 },
+                xen: None,
             },
             0,
         )
@@ -1548,6 +1682,127 @@ mod tests {
             sig.extend_from_slice(&(r as u32).to_le_bytes());
         }
         assert_eq!(&sig, b"cloisterVMM ");
+    }
+
+    fn xen_vm() -> Vm {
+        Vm::new(
+            VmConfig {
+                ram_size: 8 << 20,
+                tsc_khz: 50_000,
+                kind: GuestKind::Pvh,
+                xen: Some(3),
+            },
+            0,
+        )
+    }
+
+    #[test]
+    fn xen_leaves_and_hypercall_page_only_for_xen_vms() {
+        let (mut vm, mut host) = (xen_vm(), FakeHost::default());
+        host.ram = vec![0; 0x10000];
+        let mut regs = GpRegs {
+            rax: 0x4000_0100,
+            ..GpRegs::default()
+        };
+        resume(vm.handle(&exit(ExitReason::Cpuid, 0), &mut regs, &mut host));
+        let mut sig = Vec::new();
+        for r in [regs.rbx, regs.rcx, regs.rdx] {
+            sig.extend_from_slice(&(r as u32).to_le_bytes());
+        }
+        assert_eq!(&sig, b"XenVMMXenVMM");
+        let mut regs = GpRegs {
+            rax: 0x4000_0104,
+            ..GpRegs::default()
+        };
+        resume(vm.handle(&exit(ExitReason::Cpuid, 0), &mut regs, &mut host));
+        assert_eq!(regs.rcx, 3, "domain id");
+        // The hypercall page: stub 32 (event_channel_op) is `mov eax, 32; vmcall; ret`.
+        resume(wrmsr(&mut vm, &mut host, 0x4000_0200, 0x3000));
+        assert_eq!(
+            &host.ram[0x3000 + 32 * 32..0x3000 + 32 * 32 + 9],
+            &[0xB8, 32, 0, 0, 0, 0x0F, 0x01, 0xC1, 0xC3]
+        );
+        // Outside RAM, or not page-aligned: #GP.
+        for bad in [0x10_0000_0000, 0x3001] {
+            let r = resume(wrmsr(&mut vm, &mut host, 0x4000_0200, bad));
+            assert_eq!(r.interruption & 0xff, VECTOR_GP);
+        }
+        // A VM without the Xen ABI sees neither.
+        let (mut plain, mut host) = (vm_plain(), FakeHost::default());
+        let mut regs = GpRegs {
+            rax: 0x4000_0100,
+            ..GpRegs::default()
+        };
+        resume(plain.handle(&exit(ExitReason::Cpuid, 0), &mut regs, &mut host));
+        assert_ne!(regs.rbx as u32, 0x566e_6558);
+        let r = resume(plain.handle(
+            &exit(ExitReason::Vmcall, 0),
+            &mut GpRegs::default(),
+            &mut host,
+        ));
+        assert_eq!(
+            r.interruption & 0xff,
+            VECTOR_UD,
+            "VMCALL is #UD without Xen"
+        );
+        assert!(host.hypercalls.is_empty());
+    }
+
+    fn vm_plain() -> Vm {
+        vm()
+    }
+
+    #[test]
+    fn vmcall_reaches_the_hub_with_linear_arguments() {
+        let (mut vm, mut host) = (xen_vm(), FakeHost::default());
+        host.ram = vec![0; 0x10000];
+        host.ram[0x2000..0x2008].copy_from_slice(&0x1234u64.to_le_bytes());
+        // Paging is off in the fake snapshot: linear == physical.
+        let mut regs = GpRegs {
+            rax: 32,
+            rdi: 0x2000,
+            ..GpRegs::default()
+        };
+        let r = resume(vm.handle(&exit(ExitReason::Vmcall, 0), &mut regs, &mut host));
+        assert_eq!(r.rip, 0x1002, "VMCALL skipped");
+        assert!(r.regs_dirty);
+        assert_eq!(regs.rax as i64, -38);
+        assert_eq!(host.hypercalls, vec![(32, 0x1234)]);
+    }
+
+    #[test]
+    fn event_upcall_wakes_a_halted_guest_and_waits_for_if() {
+        let (mut vm, mut host) = (xen_vm(), FakeHost::default());
+        // `sti; hlt` with nothing pending: the VM halts (it can be woken).
+        let mut e = exit(ExitReason::Hlt, 0);
+        e.rflags = 0x202;
+        e.interruptibility = 1;
+        let Action::Halt(pending) = vm.handle(&e, &mut GpRegs::default(), &mut host) else {
+            panic!("expected a halt")
+        };
+        // Woken without an event: stays halted.
+        let Action::Halt(pending) = vm.wake(pending, &mut host) else {
+            panic!("expected to stay halted")
+        };
+        host.upcall = Some(0xf3);
+        let r = resume(vm.wake(pending, &mut host));
+        assert_eq!(r.interruption, interruption::VALID | 0xf3);
+        // With IF clear the upcall waits for the interrupt window.
+        let r = resume(vm.handle(
+            &exit(ExitReason::Cpuid, 0),
+            &mut GpRegs::default(),
+            &mut host,
+        ));
+        assert_eq!(r.interruption, 0);
+        assert!(r.interrupt_window);
+        // A notification while the guest runs asks for the window too.
+        assert!(resume(vm.on_notification(0x1000, &mut host)).interrupt_window);
+        // Halting with interrupts off can never end.
+        host.upcall = None;
+        assert!(matches!(
+            vm.handle(&exit(ExitReason::Hlt, 0), &mut GpRegs::default(), &mut host),
+            Action::Stop(StopReason::HaltedForever { .. })
+        ));
     }
 
     #[test]

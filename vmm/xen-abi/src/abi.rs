@@ -94,6 +94,8 @@ pub mod virq {
     pub const DEBUG: u32 = 1;
     /// `VIRQ_CONSOLE` (global).
     pub const CONSOLE: u32 = 2;
+    /// `VIRQ_DOM_EXC` (global): a domain died (raised to the store's domain).
+    pub const DOM_EXC: u32 = 3;
     /// `VIRQ_XENOPROF` (per-vCPU).
     pub const XENOPROF: u32 = 7;
     /// `VIRQ_XENPMU` (per-vCPU).
@@ -126,6 +128,10 @@ pub mod gnttabop {
     pub const SET_VERSION: u32 = 8;
     /// `gnttab_get_version`: dom u16 @0, pad u16, OUT version u32 @4.
     pub const GET_VERSION: u32 = 10;
+
+    /// `GNTTAB_RESERVED_XENSTORE`: the entry the toolstack seeds with the
+    /// domain's store ring, granted to the store's domain.
+    pub const RESERVED_XENSTORE: u32 = 1;
 
     /// Bits of the command word above this mask are continuation state; a
     /// guest must pass zero there.
