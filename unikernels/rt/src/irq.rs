@@ -13,8 +13,9 @@
 //! drivers then fall back to polling.
 //!
 //! Vectors: 0x20–0x2F the (masked) PICs' spurious interrupts, 0x30–0xDF
-//! allocated to devices, [`TIMER_VECTOR`], [`ERROR_VECTOR`], and
-//! [`SPURIOUS_VECTOR`].
+//! allocated to devices, [`TIMER_VECTOR`], [`crate::xen::UPCALL_VECTOR`]
+//! (injected by the hypervisor without the APIC, so it gets no EOI),
+//! [`ERROR_VECTOR`], and [`SPURIOUS_VECTOR`].
 
 use core::fmt;
 use core::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
@@ -223,6 +224,12 @@ pub fn init() -> Result<(), IrqError> {
         Ok(_) => Ok(()),
         Err(e) => Err(*e),
     }
+}
+
+/// Whether [`init`] succeeded, so [`wait`] with a deadline sleeps on the
+/// APIC timer instead of spinning.
+pub(crate) fn has_timer() -> bool {
+    controller().is_some()
 }
 
 /// This CPU's local APIC id (0 before [`init`]).
@@ -468,6 +475,11 @@ extern "C" fn rt_irq_dispatch(vector: u64) {
     let Ok(vector) = u8::try_from(vector) else {
         return;
     };
+    if vector == crate::xen::UPCALL_VECTOR {
+        // Injected directly by the hypervisor: no APIC state, no EOI.
+        crate::xen::upcall();
+        return;
+    }
     match vector {
         SPURIOUS_VECTOR => {}
         0x20..=0x2f => {

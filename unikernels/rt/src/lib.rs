@@ -75,6 +75,7 @@ pub mod start_info;
 pub mod time;
 #[cfg(target_os = "none")]
 pub mod virtio;
+pub mod xen;
 
 #[cfg(target_os = "none")]
 pub use boot::{heap_high_water, heap_region, image_range, stack_high_water};

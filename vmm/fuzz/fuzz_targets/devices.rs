@@ -82,7 +82,10 @@ enum Op {
     Irq(u8, bool),
     Inject,
     X2Apic,
-    TscDeadline { tsc: u64, deadline: u64 },
+    TscDeadline {
+        tsc: u64,
+        deadline: u64,
+    },
     PowerButton,
 }
 
@@ -152,7 +155,11 @@ fuzz_target!(|input: Input| {
                 let gpa = addr.get();
                 let decoded = p.mmio_device(gpa).is_some();
                 let r = p.mmio_write(now, gpa, size, v);
-                assert_eq!(r == Err(AccessError::Unassigned), !decoded, "write {gpa:#x}");
+                assert_eq!(
+                    r == Err(AccessError::Unassigned),
+                    !decoded,
+                    "write {gpa:#x}"
+                );
             }
             Op::RdMsr(n) => {
                 let msr = 0x7F0 + u32::from(n % 0x120);

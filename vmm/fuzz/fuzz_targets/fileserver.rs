@@ -28,9 +28,22 @@ use fileserver_engine::{path, Config, FileServer, Kind};
 use libfuzzer_sys::fuzz_target;
 
 const PATHS: [&str; 16] = [
-    "", "/", "hello.txt", "/dir", "dir/inner", "dir/inner/data.bin", "DIR/INNER/DATA.BIN",
-    "../hello.txt", "/dir/../../x", "dir/./inner", "dir//inner", "hello.txt\0", "new",
-    "dir/new file with a long name.txt", "C:\\x", "dir/inner/",
+    "",
+    "/",
+    "hello.txt",
+    "/dir",
+    "dir/inner",
+    "dir/inner/data.bin",
+    "DIR/INNER/DATA.BIN",
+    "../hello.txt",
+    "/dir/../../x",
+    "dir/./inner",
+    "dir//inner",
+    "hello.txt\0",
+    "new",
+    "dir/new file with a long name.txt",
+    "C:\\x",
+    "dir/inner/",
 ];
 
 fn content(len: usize) -> Vec<u8> {
@@ -78,7 +91,14 @@ fn image() -> &'static [u8] {
 #[derive(Arbitrary, Debug)]
 enum Frame {
     Raw(Vec<u8>),
-    Built { op: u8, id: u32, path: u8, a: u64, b: u32, data: Vec<u8> },
+    Built {
+        op: u8,
+        id: u32,
+        path: u8,
+        a: u64,
+        b: u32,
+        data: Vec<u8>,
+    },
 }
 
 fn path_of(frame: &[u8]) -> Option<String> {
@@ -95,7 +115,10 @@ fuzz_target!(|input: (Vec<(u16, u8)>, Vec<Frame>)| {
         let off = usize::from(*off) % bytes.len();
         bytes[off] = *v;
     }
-    let config = Config { io_budget: 20_000, ..Config::default() };
+    let config = Config {
+        io_budget: 20_000,
+        ..Config::default()
+    };
     let Ok(mut s) = FileServer::mount(MemDisk::from_bytes(bytes), config) else {
         assert!(!pristine, "the pristine volume must mount");
         return;
@@ -104,7 +127,14 @@ fuzz_target!(|input: (Vec<(u16, u8)>, Vec<Frame>)| {
     for f in frames.iter().take(32) {
         let frame = match f {
             Frame::Raw(b) => b.clone(),
-            Frame::Built { op, id, path, a, b, data } => {
+            Frame::Built {
+                op,
+                id,
+                path,
+                a,
+                b,
+                data,
+            } => {
                 let p = PATHS[usize::from(*path) % PATHS.len()];
                 let op = match Op::from_code(op % 9) {
                     Some(op) => op,
@@ -115,7 +145,10 @@ fuzz_target!(|input: (Vec<(u16, u8)>, Vec<Frame>)| {
                     Op::List => r.path(p).u32(*b % 4),
                     Op::Stat | Op::Delete => r.path(p),
                     Op::Read => r.path(p).u64(*a % 30_000).u32(*b % (MAX_DATA as u32 + 2)),
-                    Op::Write => r.path(p).u64(*a % 30_000).bytes(&data[..data.len().min(4096)]),
+                    Op::Write => r
+                        .path(p)
+                        .u64(*a % 30_000)
+                        .bytes(&data[..data.len().min(4096)]),
                     Op::Create => r.path(p).u8((*b % 3) as u8),
                     Op::Truncate => r.path(p).u64(*a % 30_000),
                     Op::StatFs => r,
@@ -144,14 +177,22 @@ fuzz_target!(|input: (Vec<(u16, u8)>, Vec<Frame>)| {
             }
         }
         match req {
-            proto::Request::Read { path: p, offset, length } if r.status.is_ok() => {
+            proto::Request::Read {
+                path: p,
+                offset,
+                length,
+            } if r.status.is_ok() => {
                 assert!(r.body.len() <= length as usize && r.body.len() <= MAX_DATA);
                 if pristine && !written {
                     let want = match path::split(p).unwrap().as_slice() {
                         ["hello.txt"] => Some(content(100)),
-                        [d, i, f] if d.eq_ignore_ascii_case("dir")
-                            && i.eq_ignore_ascii_case("inner")
-                            && f.eq_ignore_ascii_case("data.bin") => Some(content(20_000)),
+                        [d, i, f]
+                            if d.eq_ignore_ascii_case("dir")
+                                && i.eq_ignore_ascii_case("inner")
+                                && f.eq_ignore_ascii_case("data.bin") =>
+                        {
+                            Some(content(20_000))
+                        }
                         _ => None,
                     };
                     if let Some(w) = want {

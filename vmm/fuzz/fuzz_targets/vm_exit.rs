@@ -46,6 +46,10 @@ struct Input {
     console_input: Vec<u8>,
     /// Switch to long mode first, starting at this RIP.
     long_mode_prelude: Option<u64>,
+    /// The VM has the Xen ABI with this domain id.
+    xen: Option<u16>,
+    /// The upcall vector the hub reports pending (Xen VMs).
+    upcall: Option<u8>,
     steps: Vec<Step>,
 }
 
@@ -241,6 +245,7 @@ struct FakeHost {
     cpuid_seed: u32,
     tsc: Cell<u64>,
     tsc_step: u64,
+    upcall: Option<u8>,
 }
 
 fn mix(mut x: u64) -> u64 {
@@ -305,7 +310,28 @@ impl Host for FakeHost {
     fn cpu_snapshot(&mut self) -> Option<CpuSnapshot> {
         None
     }
+
+    fn write_guest(&mut self, _gpa: u64, _buf: &[u8]) -> bool {
+        false
+    }
+
+    fn xen_hypercall(
+        &mut self,
+        _regs: &xen_abi::Regs,
+        _paging: x86_emul::Paging,
+        _user: bool,
+    ) -> u64 {
+        // -ENOSYS: the hub itself is fuzzed by the xen_abi target.
+        (-38i64) as u64
+    }
+
+    fn xen_upcall(&mut self) -> Option<u8> {
+        self.upcall
+    }
 }
+
+/// Basic exit reason 7: the guest opened its interrupt window.
+const INTERRUPT_WINDOW: u32 = 7;
 
 /// Hands one exit to the VM and checks the decision; `true` if the VM stopped.
 fn step(vm: &mut Vm, host: &mut FakeHost, regs: &mut GpRegs, lma: &mut bool, exit: &Exit) -> bool {
@@ -316,7 +342,8 @@ fn step(vm: &mut Vm, host: &mut FakeHost, regs: &mut GpRegs, lma: &mut bool, exi
             let _ = reason.is_clean();
             true
         }
-        // Without a platform nothing can wake a halted vCPU; a halt is the end.
+        // Without a platform (or event channels) nothing wakes a halted
+        // vCPU here; a halt is the end.
         Action::Halt(_) => true,
         Action::Resume(r) => {
             if let Some(e) = r.vmcs.get(field::GUEST_EFER) {
@@ -330,19 +357,30 @@ fn step(vm: &mut Vm, host: &mut FakeHost, regs: &mut GpRegs, lma: &mut bool, exi
                     "IA-32e entry control disagrees with EFER.LMA: {exit:?} {r:?}"
                 );
             }
+            // A fault is injected at the faulting instruction; an external
+            // interrupt (an event upcall) follows whatever the exit did.
+            let fault = r.interruption != 0 && (r.interruption >> 8) & 7 != 0;
             if r.interruption != 0 {
                 assert_ne!(
                     r.interruption & interruption::VALID,
                     0,
                     "injected event without VALID: {exit:?} {r:?}"
                 );
-                assert_eq!(r.rip, exit.rip, "injection moved RIP: {exit:?} {r:?}");
                 if r.interruption & interruption::DELIVER_ERROR_CODE != 0 {
                     assert!(
                         r.vmcs.get(field::ENTRY_EXCEPTION_ERROR_CODE).is_some(),
                         "error code delivered without ENTRY_EXCEPTION_ERROR_CODE: {r:?}"
                     );
                 }
+            }
+            if fault {
+                assert_eq!(r.rip, exit.rip, "injection moved RIP: {exit:?} {r:?}");
+            } else if exit.raw_reason & 0xffff == INTERRUPT_WINDOW {
+                // Nothing executed: the guest resumes where it was.
+                assert_eq!(
+                    r.rip, exit.rip,
+                    "interrupt window moved RIP: {exit:?} {r:?}"
+                );
             } else {
                 assert!(
                     (1..=15).contains(&exit.instruction_len),
@@ -378,6 +416,7 @@ fuzz_target!(|input: Input| {
             ram_size,
             tsc_khz: input.tsc_khz,
             kind: GuestKind::Pvh,
+            xen: input.xen,
         },
         0,
     );
@@ -386,6 +425,7 @@ fuzz_target!(|input: Input| {
         cpuid_seed: input.cpuid_seed,
         tsc: Cell::new(input.tsc_start),
         tsc_step: u64::from(input.tsc_step),
+        upcall: input.upcall,
     };
     let _ = vm.boot_state(0x10_0000, 0x1000);
     let _ = vm.primary_controls();

@@ -34,21 +34,48 @@ enum Arg {
 
 #[derive(Arbitrary, Debug)]
 enum Msg {
-    Raw { dom: u8, bytes: Vec<u8> },
-    Req { dom: u8, kind: u8, tx: u8, args: Vec<Arg> },
-    Write { dom: u8, tx: u8, path: u8, value: Vec<u8> },
+    Raw {
+        dom: u8,
+        bytes: Vec<u8>,
+    },
+    Req {
+        dom: u8,
+        kind: u8,
+        tx: u8,
+        args: Vec<Arg>,
+    },
+    Write {
+        dom: u8,
+        tx: u8,
+        path: u8,
+        value: Vec<u8>,
+    },
 }
 
 const PATHS: [&str; 14] = [
-    "/", "/local/domain", "/local/domain/1", "/local/domain/2/x", "a", "a/b", "a/b/c", "/a",
-    "/a/b", "@introduceDomain", "@releaseDomain", "data", "/local/domain/1/data", "x//y",
+    "/",
+    "/local/domain",
+    "/local/domain/1",
+    "/local/domain/2/x",
+    "a",
+    "a/b",
+    "a/b/c",
+    "/a",
+    "/a/b",
+    "@introduceDomain",
+    "@releaseDomain",
+    "data",
+    "/local/domain/1/data",
+    "x//y",
 ];
 
 fn arg(a: &Arg) -> Vec<u8> {
     match a {
         Arg::Path(i) => PATHS[usize::from(*i) % PATHS.len()].as_bytes().to_vec(),
         Arg::Token(i) => format!("tok{}", i % 4).into_bytes(),
-        Arg::Perm(l, d) => format!("{}{}", ['n', 'r', 'w', 'b'][usize::from(*l) % 4], d % 5).into_bytes(),
+        Arg::Perm(l, d) => {
+            format!("{}{}", ['n', 'r', 'w', 'b'][usize::from(*l) % 4], d % 5).into_bytes()
+        }
         Arg::Num(n) => (n % 8).to_string().into_bytes(),
         Arg::Raw(b) => b.iter().copied().filter(|&b| b != 0).take(64).collect(),
     }
@@ -62,7 +89,8 @@ fn check_tree(s: &Store) {
         *owned.entry(n.perms.owner()).or_default() += 1;
         match path::parent(p) {
             Some(parent) => assert!(
-                t.node(parent).is_some_and(|pn| pn.has_child(path::basename(p))),
+                t.node(parent)
+                    .is_some_and(|pn| pn.has_child(path::basename(p))),
                 "{p} not listed by its parent"
             ),
             None => assert_eq!(p, "/"),
@@ -95,7 +123,13 @@ fuzz_target!(|input: (Vec<u8>, Vec<Msg>)| {
         }
     }
     let mut store = Store::new(Config {
-        quota: Quota { max_nodes: 20, max_entry_size: 256, max_watches: 4, max_transactions: 2, max_perms: 3 },
+        quota: Quota {
+            max_nodes: 20,
+            max_entry_size: 256,
+            max_watches: 4,
+            max_transactions: 2,
+            max_perms: 3,
+        },
         ..Config::default()
     });
     for d in 1..=3u16 {
@@ -105,7 +139,12 @@ fuzz_target!(|input: (Vec<u8>, Vec<Msg>)| {
     for m in msgs.iter().take(64) {
         let (dom, bytes) = match m {
             Msg::Raw { dom, bytes } => (dom % 5, bytes.clone()),
-            Msg::Req { dom, kind, tx, args } => {
+            Msg::Req {
+                dom,
+                kind,
+                tx,
+                args,
+            } => {
                 let kind = MsgType::ALL[usize::from(*kind) % MsgType::ALL.len()];
                 let tx = txs[usize::from(*tx) % txs.len()];
                 let args: Vec<Vec<u8>> = args.iter().take(6).map(arg).collect();
@@ -115,7 +154,12 @@ fuzz_target!(|input: (Vec<u8>, Vec<Msg>)| {
                     None => continue,
                 }
             }
-            Msg::Write { dom, tx, path, value } => {
+            Msg::Write {
+                dom,
+                tx,
+                path,
+                value,
+            } => {
                 let tx = txs[usize::from(*tx) % txs.len()];
                 let p = PATHS[usize::from(*path) % PATHS.len()];
                 match client::write(7, tx, p, value) {
@@ -146,9 +190,10 @@ fuzz_target!(|input: (Vec<u8>, Vec<Msg>)| {
                 assert_eq!(r.header.req_id, h.req_id);
                 assert_eq!(r.header.tx_id, h.tx_id);
                 if r.kind() == Some(MsgType::TransactionStart) {
-                    if let Some(id) = std::str::from_utf8(r.payload.strip_suffix(&[0]).unwrap_or(&[]))
-                        .ok()
-                        .and_then(|s| s.parse().ok())
+                    if let Some(id) =
+                        std::str::from_utf8(r.payload.strip_suffix(&[0]).unwrap_or(&[]))
+                            .ok()
+                            .and_then(|s| s.parse().ok())
                     {
                         txs.push(id);
                     }

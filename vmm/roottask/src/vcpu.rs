@@ -313,6 +313,7 @@ pub fn create(
                 ept,
                 wake,
                 store: spec.xen == Xen::Store,
+                name: spec.name,
             },
         )?;
     }

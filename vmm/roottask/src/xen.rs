@@ -33,6 +33,7 @@ use xen_abi::{
     DomId, DomainConfig, GrantMapping, GuestMem, Hub, HubConfig, Platform, Regs, SharedPage,
     SpecialPage, PAGE_SIZE,
 };
+use xenstore_engine::client;
 use xenstore_engine::ring::{self, Ring, RingMem};
 use xenstore_engine::wire::MsgType;
 
@@ -66,6 +67,8 @@ struct Dom {
     ept: CPtr,
     /// Its vCPU thread's notification.
     wake: CPtr,
+    /// The VM's name.
+    name: &'static str,
     shared_info: Special,
     grant_frames: Vec<Special>,
     /// Foreign frames mapped into its EPT: gfn → the copied frame capability.
@@ -408,6 +411,8 @@ pub struct NewDomain {
     pub wake: CPtr,
     /// It serves the store.
     pub store: bool,
+    /// The VM's name (written to `/local/domain/<id>/name`).
+    pub name: &'static str,
 }
 
 /// The configuration every domain gets.
@@ -450,6 +455,7 @@ pub fn add_domain(k: &mut Kernel, nd: &NewDomain) -> Result<(), KError> {
             ram: nd.frames,
             ept: nd.ept,
             wake: nd.wake,
+            name: nd.name,
             shared_info,
             grant_frames: Vec::new(),
             foreign: BTreeMap::new(),
@@ -519,14 +525,31 @@ pub fn toolstack_setup(k: &mut Kernel) -> Result<usize, KError> {
                 &mut plat,
             )
             .map_err(|_| refused("granting the store ring to the store"))?;
+        // As Xen's toolstack: introduce the domain, then give it its home
+        // (owned by it, nobody else may read it) and its name.
         let id_s = alloc::format!("{id}");
         let gfn_s = alloc::format!("{gfn}");
         let port_s = alloc::format!("{port}");
-        if !to_store(
-            &mut w.state,
-            MsgType::Introduce,
-            &[id_s.as_bytes(), gfn_s.as_bytes(), port_s.as_bytes()],
-        ) {
+        let home = alloc::format!("/local/domain/{id}");
+        let name_path = alloc::format!("{home}/name");
+        let owner = alloc::format!("n{id}");
+        let name = w.state.doms.get(&id).map_or("", |d| d.name);
+        let introduce = [id_s.as_bytes(), gfn_s.as_bytes(), port_s.as_bytes()];
+        let sent = to_store(&mut w.state, |r| {
+            client::request(MsgType::Introduce, r, 0, &introduce)
+        }) && to_store(&mut w.state, |r| {
+            client::request(MsgType::Mkdir, r, 0, &[home.as_bytes()])
+        }) && to_store(&mut w.state, |r| {
+            client::request(
+                MsgType::SetPerms,
+                r,
+                0,
+                &[home.as_bytes(), owner.as_bytes()],
+            )
+        }) && to_store(&mut w.state, |r| {
+            client::write(r, 0, &name_path, name.as_bytes())
+        });
+        if !sent {
             return Err(refused("introducing a domain to the store"));
         }
         log!("xen: domain {id} introduced to the store (ring frame {gfn:#x}, port {port})");
@@ -538,7 +561,7 @@ pub fn toolstack_setup(k: &mut Kernel) -> Result<usize, KError> {
 /// Writes a toolstack request into the store's own ring page (after
 /// consuming the store's earlier replies). False if the ring is broken or
 /// full.
-fn to_store(s: &mut State, kind: MsgType, args: &[&[u8]]) -> bool {
+fn to_store(s: &mut State, msg: impl FnOnce(u32) -> Option<Vec<u8>>) -> bool {
     let Some(d) = s.store.and_then(|id| s.doms.get(&id)) else {
         return false;
     };
@@ -546,7 +569,7 @@ fn to_store(s: &mut State, kind: MsgType, args: &[&[u8]]) -> bool {
     let page = unsafe { Page::at(d.window + (d.pages - 1) * PAGE) };
     let req = s.next_req;
     s.next_req = req.wrapping_add(1);
-    let Some(msg) = xenstore_engine::client::request(kind, req, 0, args) else {
+    let Some(msg) = msg(req) else {
         return false;
     };
     let mut replies = [0u8; 1024];
@@ -688,7 +711,9 @@ pub fn domain_stopped(dom: DomId, ipc: &mut Ipc) {
         return;
     };
     let id = alloc::format!("{dom}");
-    if !to_store(state, MsgType::Release, &[id.as_bytes()]) {
+    if !to_store(state, |r| {
+        client::request(MsgType::Release, r, 0, &[id.as_bytes()])
+    }) {
         log!("xen: could not tell the store that domain {dom} is gone");
     }
     let mut plat = Plat { k: None, s: state };

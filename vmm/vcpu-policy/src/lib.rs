@@ -24,6 +24,7 @@
 //! | 0x15 | EAX/EBX = TSC/bus ratio, ECX = APIC bus Hz (Linux uses it as the LAPIC timer clock) |
 //! | 0x16 | TSC MHz (base and max), bus MHz |
 //! | 0x4000_0000 | max hypervisor leaf 0x4000_0010, signature `"cloisterVMM "` |
+//! | 0x4000_0002 | filled by the exit handler (vmm-core), not this policy: the vCPU's VM exit counts, for benchmarks |
 //! | 0x4000_0010 | TSC kHz, APIC bus kHz (the VMware/KVM timing leaf) |
 //! | 0x8000_0000 | max extended leaf, at most 0x8000_0008 |
 //! | 0x8000_0001 | LAHF, LZCNT, PREFETCHW, SYSCALL, NX, 1 GiB pages, LM (no RDTSCP) |
