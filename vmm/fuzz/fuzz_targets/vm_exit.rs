@@ -311,6 +311,10 @@ impl Host for FakeHost {
         None
     }
 
+    fn cpu_mode(&mut self) -> Option<vmm_core::vm::CpuMode> {
+        None
+    }
+
     fn write_guest(&mut self, _gpa: u64, _buf: &[u8]) -> bool {
         false
     }

@@ -11,7 +11,9 @@ use sel4::{sys, CPtr, Ipc, VcpuContext, VmEnterResult};
 use spin::Mutex;
 use vmm_core::exit::{Exit, GpRegs};
 use vmm_core::stats::ExitStats;
-use vmm_core::vm::{Action, CpuSnapshot, GuestKind, Host, Resume, StopReason, Vm, VmConfig};
+use vmm_core::vm::{
+    Action, CpuMode, CpuSnapshot, GuestKind, Host, Resume, StopReason, Vm, VmConfig,
+};
 use vmm_core::vmx::{field, primary};
 
 /// Where guest RAM windows start in the VMM's address space (PML4 slot 2;
@@ -442,6 +444,17 @@ impl Host for ThreadHost<'_> {
 
     fn read_guest(&self, gpa: u64, buf: &mut [u8]) -> bool {
         vmm_core::xen::PhysMem::read(&self.ram, gpa, buf)
+    }
+
+    fn cpu_mode(&mut self) -> Option<CpuMode> {
+        let (ipc, vcpu) = self.vcpu.as_mut()?;
+        let mut read = |f: u32| ipc.vcpu_read_vmcs(*vcpu, f).ok();
+        Some(CpuMode {
+            cs_access_rights: read(field::GUEST_CS_ACCESS_RIGHTS)? as u32,
+            ss_access_rights: read(field::GUEST_SS_ACCESS_RIGHTS)? as u32,
+            cr0: read(field::GUEST_CR0)?,
+            cr4: read(field::GUEST_CR4)?,
+        })
     }
 
     fn write_guest(&mut self, gpa: u64, buf: &[u8]) -> bool {
