@@ -23,7 +23,7 @@
 //! calling thread's IPC buffer (swapped into the shared [`Kernel`]).
 
 use crate::kobj::{KError, Kernel};
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::sync::atomic::{fence, AtomicU32, AtomicU8, Ordering};
 use sel4::{sys, CPtr, Ipc};
@@ -85,6 +85,9 @@ struct State {
     store: Option<DomId>,
     /// Request id for toolstack messages to the store.
     next_req: u32,
+    /// Toolstack requests waiting for room in the store's ring (it holds
+    /// 1024 bytes; introducing a domain takes about 135).
+    toolstack: VecDeque<Vec<u8>>,
 }
 
 struct World {
@@ -92,6 +95,23 @@ struct World {
     state: State,
     /// The kernel-object allocator, once the manager hands it over.
     kernel: Option<Kernel>,
+}
+
+impl World {
+    fn new() -> World {
+        World {
+            hub: Hub::new(HubConfig::default()),
+            state: State {
+                doms: BTreeMap::new(),
+                next_vaddr: SPECIAL_AREA,
+                free_slots: Vec::new(),
+                store: None,
+                next_req: 1,
+                toolstack: VecDeque::new(),
+            },
+            kernel: None,
+        }
+    }
 }
 
 static WORLD: Mutex<Option<World>> = Mutex::new(None);
@@ -429,17 +449,7 @@ fn domain_config() -> DomainConfig {
 /// Adds a VM to the hub (during boot, with the manager's kernel).
 pub fn add_domain(k: &mut Kernel, nd: &NewDomain) -> Result<(), KError> {
     let mut w = WORLD.lock();
-    let w = w.get_or_insert_with(|| World {
-        hub: Hub::new(HubConfig::default()),
-        state: State {
-            doms: BTreeMap::new(),
-            next_vaddr: SPECIAL_AREA,
-            free_slots: Vec::new(),
-            store: None,
-            next_req: 1,
-        },
-        kernel: None,
-    });
+    let w = w.get_or_insert_with(World::new);
     let refused = |what| KError::Kernel(what, sel4::Error::InvalidArgument);
     let shared_info = Plat {
         k: Some(&mut *k),
@@ -555,36 +565,60 @@ pub fn toolstack_setup(k: &mut Kernel) -> Result<usize, KError> {
         log!("xen: domain {id} introduced to the store (ring frame {gfn:#x}, port {port})");
         introduced += 1;
     }
+    if !w.state.toolstack.is_empty() {
+        log!(
+            "xen: {} toolstack requests wait for room in the store's ring",
+            w.state.toolstack.len()
+        );
+    }
     Ok(introduced)
 }
 
-/// Writes a toolstack request into the store's own ring page (after
-/// consuming the store's earlier replies). False if the ring is broken or
-/// full.
+/// Queues a toolstack request for the store's own ring page and writes what
+/// fits. False if there is no store or the request cannot be encoded.
 fn to_store(s: &mut State, msg: impl FnOnce(u32) -> Option<Vec<u8>>) -> bool {
+    if s.store.is_none() {
+        return false;
+    }
+    let req = s.next_req;
+    s.next_req = req.wrapping_add(1);
+    let Some(msg) = msg(req).filter(|m| m.len() <= ring::RING_SIZE as usize) else {
+        return false;
+    };
+    s.toolstack.push_back(msg);
+    flush_toolstack(s);
+    true
+}
+
+/// Consumes the store's replies to the toolstack (logging refusals) and
+/// writes the queued requests that fit, whole. True if any was written.
+fn flush_toolstack(s: &mut State) -> bool {
     let Some(d) = s.store.and_then(|id| s.doms.get(&id)) else {
         return false;
     };
     // SAFETY: the store domain's last RAM page, mapped in the VMM for good.
     let page = unsafe { Page::at(d.window + (d.pages - 1) * PAGE) };
-    let req = s.next_req;
-    s.next_req = req.wrapping_add(1);
-    let Some(msg) = msg(req) else {
-        return false;
-    };
     let mut replies = [0u8; 1024];
     match ring::consume(page, Ring::Rsp, &mut replies) {
         Ok(n) => log_replies(replies.get(..n).unwrap_or_default()),
         Err(e) => {
-            log!("xen: the store's toolstack ring: {e}");
+            log!("xen: the store's toolstack ring: {e}; requests held back");
             return false;
         }
     }
-    if !matches!(ring::space(page, Ring::Req), Ok(n) if n as usize >= msg.len()) {
-        log!("xen: the store's toolstack ring is full");
-        return false;
+    let mut wrote = false;
+    while let Some(msg) = s.toolstack.front() {
+        if !matches!(ring::space(page, Ring::Req), Ok(n) if n as usize >= msg.len()) {
+            break;
+        }
+        if !matches!(ring::produce(page, Ring::Req, msg), Ok(n) if n == msg.len()) {
+            log!("xen: the store's toolstack ring broke while writing; requests held back");
+            break;
+        }
+        s.toolstack.pop_front();
+        wrote = true;
     }
-    matches!(ring::produce(page, Ring::Req, &msg), Ok(n) if n == msg.len())
+    wrote
 }
 
 /// Logs error replies from the store to the toolstack.
@@ -607,23 +641,7 @@ fn log_replies(mut bytes: &[u8]) {
 /// Hands the kernel-object allocator to the hub (after boot) and runs `f`
 /// with it; later, [`with_kernel`] reaches it.
 pub fn adopt_kernel(k: Kernel) {
-    let mut w = WORLD.lock();
-    match w.as_mut() {
-        Some(w) => w.kernel = Some(k),
-        None => {
-            *w = Some(World {
-                hub: Hub::new(HubConfig::default()),
-                state: State {
-                    doms: BTreeMap::new(),
-                    next_vaddr: SPECIAL_AREA,
-                    free_slots: Vec::new(),
-                    store: None,
-                    next_req: 1,
-                },
-                kernel: Some(k),
-            })
-        }
-    }
+    WORLD.lock().get_or_insert_with(World::new).kernel = Some(k);
 }
 
 /// Runs `f` with the kernel-object allocator (the manager thread, whose IPC
@@ -662,6 +680,11 @@ pub fn hypercall(dom: DomId, regs: &Regs, mem: &mut dyn GuestMem, ipc: &mut Ipc)
                 sel4::signal(d.wake);
             }
         }
+    }
+    // The store made room in its ring, perhaps: hand it what waits, and
+    // tell it (the same VIRQ a domain's death raises).
+    if state.store == Some(dom) && !state.toolstack.is_empty() && flush_toolstack(state) {
+        let _ = hub.raise_virq(dom, virq::DOM_EXC, 0, &mut Plat { k: None, s: state });
     }
     out.rax(regs.mode)
 }

@@ -1165,8 +1165,9 @@ impl Vm {
         }
     }
 
-    /// Leaf [`STATS_LEAF`]: EAX:EBX = this vCPU's VM exits so far (this
-    /// CPUID's included), ECX = VMCALL exits, EDX = HLT exits (low 32 bits).
+    /// Leaf [`STATS_LEAF`]: this vCPU's VM exits so far (this CPUID's
+    /// included), low 32 bits in EAX and high in EBX; ECX = VMCALL exits,
+    /// EDX = HLT exits (low 32 bits each).
     fn stats_leaf(&self) -> [u32; 4] {
         let total = self.stats.total();
         [
