@@ -35,7 +35,8 @@ use std::path::{Path, PathBuf};
 /// Guests the builder knows how to build (workspace packages with a binary of
 /// the same name: `unikernels/hello`, `unikernels/hostile`,
 /// `unikernels/rtcheck`, `netvm-uk/netvm`, `storevm-uk/storevm`,
-/// `fileserver-uk/fileserver`, `unikernels/blkback/blkback`).
+/// `fileserver-uk/fileserver`, `unikernels/blkback/blkback`,
+/// `unikernels/vchancheck`).
 pub const GUESTS: &[&str] = &[
     "hello",
     "hostile",
@@ -44,6 +45,7 @@ pub const GUESTS: &[&str] = &[
     "storevm",
     "fileserver",
     "blkback",
+    "vchancheck",
 ];
 /// Most VMs in one system (the VMM's limit).
 pub const MAX_VMS: usize = 32;

@@ -1,6 +1,7 @@
 //! The store unikernel under QEMU: `storevm` boots bare on q35 with no
-//! device, runs the xenstore engine's scripted session (dom0 and two
-//! domains, see `xenstore_engine::selfcheck`) and prints its transcript.
+//! device and, with `mode=selfcheck`, runs the xenstore engine's scripted
+//! session (dom0 and two domains, see `xenstore_engine::selfcheck`) and
+//! prints its transcript.
 //! The test checks what a user reading it would check — the replies to
 //! particular requests, the watch events each one caused, the summary, the
 //! footprint — and that the guest exits 0.
@@ -20,6 +21,8 @@ const STOREVM_ELF: &str = env!("CLOISTER_GUEST_STOREVM");
 const RAM_MIB: u32 = 2;
 /// Boot and session under TCG take about a second.
 const TIMEOUT: Duration = Duration::from_secs(60);
+/// The scripted session, not the store service (storevm's default).
+const CMDLINE: &str = "mode=selfcheck";
 /// Every line the guest prints starts with this.
 const PREFIX: &str = "storevm: ";
 /// dom2's watch on the frontend's state, as it fires.
@@ -87,7 +90,7 @@ fn storevm_runs_the_store_session() {
         mem_mib: RAM_MIB,
         extra: Vec::new(),
     };
-    let run = match qemu::spawn(Path::new(STOREVM_ELF), "", &config) {
+    let run = match qemu::spawn(Path::new(STOREVM_ELF), CMDLINE, &config) {
         Ok(r) => r,
         Err(e @ QemuError::NotInstalled) => panic!(
             "{e}\n(the README's test command installs it: apt-get install -y qemu-system-x86)"

@@ -5,7 +5,9 @@
 //! [`Store::handle`] takes one complete message from a domain and returns
 //! an [`Output`]: the reply for that domain, then any watch events for any
 //! domain, then any domains to connect or disconnect. The transport (a ring
-//! per domain, a channel to the VMM) only moves bytes.
+//! per domain, a channel to the VMM) only moves bytes: [`ring`] is the
+//! xenstore ring page, [`server`] serves every domain's ring page with the
+//! engine (what `storevm` runs as the store service VM).
 //!
 //! What it implements:
 //!
@@ -66,6 +68,7 @@ pub mod path;
 pub mod perms;
 pub mod ring;
 pub mod selfcheck;
+pub mod server;
 mod store;
 pub mod tree;
 pub mod wire;

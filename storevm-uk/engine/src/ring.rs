@@ -12,6 +12,19 @@
 //! once per operation, and a producer more than a ring's size ahead of the
 //! consumer is reported as [`RingError::Corrupt`] rather than trusted.
 //! Byte transport only; messages are framed by [`crate::wire`].
+//!
+//! A side that talks over the ring for a while keeps its own index in a
+//! [`Producer`] or [`Consumer`] and never reads it back from the page; the
+//! free functions ([`produce`], [`consume`], ...) are the same operations
+//! for a side that keeps no state and takes both indices from the page.
+//! Ordering follows Linux's `xenbus_comms`: the other side's index is
+//! loaded (acquire) before the data is touched, and this side's index is
+//! published (release) after. After a call that moved data, the caller
+//! notifies the other side through the event channel.
+//!
+//! Every user of the xenstore ring goes through this module: the store
+//! (`storevm`, [`crate::server`]), the VMM's toolstack connection and the
+//! unikernel runtime's client (`rt::xen::store`).
 
 /// Bytes in each ring (`XENSTORE_RING_SIZE`).
 pub const RING_SIZE: u32 = 1024;
@@ -29,6 +42,16 @@ pub const SERVER_FEATURES: usize = 2064;
 pub const CONNECTION: usize = 2068;
 /// Offset of `error`.
 pub const ERROR: usize = 2072;
+/// `server_features` bit: the server reports errors in `error`
+/// (`XENSTORE_SERVER_FEATURE_ERROR`).
+pub const SERVER_FEATURE_ERROR: u32 = 2;
+/// `error`: no error (`XENSTORE_ERROR_NONE`).
+pub const ERROR_NONE: u32 = 0;
+/// `error`: the ring indices were inconsistent (`XENSTORE_ERROR_RINGIDX`).
+pub const ERROR_RINGIDX: u32 = 2;
+/// `error`: the peer broke the wire protocol, e.g. a header announcing an
+/// oversized payload (`XENSTORE_ERROR_PROTO`).
+pub const ERROR_PROTO: u32 = 3;
 
 /// The shared page as the ring code needs it. Implementations make each
 /// call one access to the real page: `load_u32` with acquire and
@@ -89,24 +112,13 @@ impl core::fmt::Display for RingError {
     }
 }
 
-fn indices<M: RingMem + ?Sized>(m: &M, ring: Ring) -> Result<(u32, u32), RingError> {
-    let (_, c, p) = ring.layout();
-    let cons = m.load_u32(c);
-    let prod = m.load_u32(p);
-    if prod.wrapping_sub(cons) > RING_SIZE {
+/// `prod - cons`, checked: more than [`RING_SIZE`] apart is corruption.
+fn used(cons: u32, prod: u32) -> Result<u32, RingError> {
+    let n = prod.wrapping_sub(cons);
+    if n > RING_SIZE {
         return Err(RingError::Corrupt { cons, prod });
     }
-    Ok((cons, prod))
-}
-
-/// Bytes waiting to be consumed in `ring`.
-pub fn available<M: RingMem + ?Sized>(m: &M, ring: Ring) -> Result<u32, RingError> {
-    indices(m, ring).map(|(c, p)| p.wrapping_sub(c))
-}
-
-/// Free space in `ring`.
-pub fn space<M: RingMem + ?Sized>(m: &M, ring: Ring) -> Result<u32, RingError> {
-    available(m, ring).map(|a| RING_SIZE - a)
+    Ok(n)
 }
 
 /// The (up to two) pieces of the ring's data area from index `at` for `len`
@@ -118,62 +130,168 @@ fn pieces(ring: Ring, at: u32, len: usize) -> [(usize, usize); 2] {
     [(base + start, first), (base, len - first)]
 }
 
+/// The producing side of one ring. It keeps its own index: the page's copy
+/// is only ever written (published), never read back, so a peer scribbling
+/// on it cannot move this side. Only the consumer's index is read from the
+/// page, once per call, and checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Producer {
+    ring: Ring,
+    prod: u32,
+}
+
+impl Producer {
+    /// Takes over the producer index of `ring` as the page has it now.
+    pub fn attach<M: RingMem + ?Sized>(m: &M, ring: Ring) -> Producer {
+        let (_, _, p) = ring.layout();
+        Producer {
+            ring,
+            prod: m.load_u32(p),
+        }
+    }
+
+    /// The ring.
+    pub fn ring(&self) -> Ring {
+        self.ring
+    }
+
+    /// This side's index: bytes produced so far (wrapping).
+    pub fn index(&self) -> u32 {
+        self.prod
+    }
+
+    /// Bytes that can be written now.
+    pub fn space<M: RingMem + ?Sized>(&self, m: &M) -> Result<u32, RingError> {
+        let (_, c, _) = self.ring.layout();
+        Ok(RING_SIZE - used(m.load_u32(c), self.prod)?)
+    }
+
+    /// Copies as much of `data` as fits into the ring and publishes it (the
+    /// data is written before the index, with release ordering); returns
+    /// the bytes written.
+    pub fn write<M: RingMem + ?Sized>(
+        &mut self,
+        m: &mut M,
+        data: &[u8],
+    ) -> Result<usize, RingError> {
+        let n = data.len().min(self.space(m)? as usize);
+        let mut done = 0;
+        for (off, len) in pieces(self.ring, self.prod, n) {
+            if let Some(src) = data.get(done..done + len) {
+                m.write(off, src);
+            }
+            done += len;
+        }
+        if n > 0 {
+            self.prod = self.prod.wrapping_add(n as u32);
+            let (_, _, p) = self.ring.layout();
+            m.store_u32(p, self.prod);
+        }
+        Ok(n)
+    }
+}
+
+/// The consuming side of one ring; as [`Producer`], it keeps its own index
+/// and only reads (and checks) the producer's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Consumer {
+    ring: Ring,
+    cons: u32,
+}
+
+impl Consumer {
+    /// Takes over the consumer index of `ring` as the page has it now.
+    pub fn attach<M: RingMem + ?Sized>(m: &M, ring: Ring) -> Consumer {
+        let (_, c, _) = ring.layout();
+        Consumer {
+            ring,
+            cons: m.load_u32(c),
+        }
+    }
+
+    /// The ring.
+    pub fn ring(&self) -> Ring {
+        self.ring
+    }
+
+    /// This side's index: bytes consumed so far (wrapping).
+    pub fn index(&self) -> u32 {
+        self.cons
+    }
+
+    /// Bytes waiting to be read.
+    pub fn available<M: RingMem + ?Sized>(&self, m: &M) -> Result<u32, RingError> {
+        let (_, _, p) = self.ring.layout();
+        used(self.cons, m.load_u32(p))
+    }
+
+    /// Copies up to `buf.len()` waiting bytes out of the ring without
+    /// consuming them; returns the bytes copied.
+    pub fn peek<M: RingMem + ?Sized>(&self, m: &M, buf: &mut [u8]) -> Result<usize, RingError> {
+        let n = buf.len().min(self.available(m)? as usize);
+        let mut done = 0;
+        for (off, len) in pieces(self.ring, self.cons, n) {
+            if let Some(dst) = buf.get_mut(done..done + len) {
+                m.read(off, dst);
+            }
+            done += len;
+        }
+        Ok(n)
+    }
+
+    /// Copies up to `buf.len()` waiting bytes out of the ring and hands
+    /// their space back (the index is published after the data is read);
+    /// returns the bytes read.
+    pub fn read<M: RingMem + ?Sized>(
+        &mut self,
+        m: &mut M,
+        buf: &mut [u8],
+    ) -> Result<usize, RingError> {
+        let n = self.peek(m, buf)?;
+        if n > 0 {
+            self.cons = self.cons.wrapping_add(n as u32);
+            let (_, c, _) = self.ring.layout();
+            m.store_u32(c, self.cons);
+        }
+        Ok(n)
+    }
+}
+
+/// Bytes waiting to be consumed in `ring` (both indices from the page).
+pub fn available<M: RingMem + ?Sized>(m: &M, ring: Ring) -> Result<u32, RingError> {
+    Consumer::attach(m, ring).available(m)
+}
+
+/// Free space in `ring` (both indices from the page).
+pub fn space<M: RingMem + ?Sized>(m: &M, ring: Ring) -> Result<u32, RingError> {
+    Producer::attach(m, ring).space(m)
+}
+
 /// Copies as much of `data` into `ring` as fits and publishes it; returns
-/// the bytes written.
+/// the bytes written. For a side that keeps no state between calls (it
+/// takes its own index from the page each time); see [`Producer`].
 pub fn produce<M: RingMem + ?Sized>(
     m: &mut M,
     ring: Ring,
     data: &[u8],
 ) -> Result<usize, RingError> {
-    let (cons, prod) = indices(m, ring)?;
-    let free = (RING_SIZE - prod.wrapping_sub(cons)) as usize;
-    let n = data.len().min(free);
-    let mut done = 0;
-    for (off, len) in pieces(ring, prod, n) {
-        if let Some(src) = data.get(done..done + len) {
-            m.write(off, src);
-        }
-        done += len;
-    }
-    let (_, _, p) = ring.layout();
-    m.store_u32(p, prod.wrapping_add(n as u32));
-    Ok(n)
+    Producer::attach(m, ring).write(m, data)
 }
 
 /// Copies up to `buf.len()` waiting bytes out of `ring` and frees them;
-/// returns the bytes read.
+/// returns the bytes read. Stateless, as [`produce`]; see [`Consumer`].
 pub fn consume<M: RingMem + ?Sized>(
     m: &mut M,
     ring: Ring,
     buf: &mut [u8],
 ) -> Result<usize, RingError> {
-    let (cons, prod) = indices(m, ring)?;
-    let n = buf.len().min(prod.wrapping_sub(cons) as usize);
-    let mut done = 0;
-    for (off, len) in pieces(ring, cons, n) {
-        if let Some(dst) = buf.get_mut(done..done + len) {
-            m.read(off, dst);
-        }
-        done += len;
-    }
-    let (_, c, _) = ring.layout();
-    m.store_u32(c, cons.wrapping_add(n as u32));
-    Ok(n)
+    Consumer::attach(m, ring).read(m, buf)
 }
 
 /// Copies up to `buf.len()` waiting bytes out of `ring` without consuming
 /// them; returns the bytes copied.
 pub fn peek<M: RingMem + ?Sized>(m: &M, ring: Ring, buf: &mut [u8]) -> Result<usize, RingError> {
-    let (cons, prod) = indices(m, ring)?;
-    let n = buf.len().min(prod.wrapping_sub(cons) as usize);
-    let mut done = 0;
-    for (off, len) in pieces(ring, cons, n) {
-        if let Some(dst) = buf.get_mut(done..done + len) {
-            m.read(off, dst);
-        }
-        done += len;
-    }
-    Ok(n)
+    Consumer::attach(m, ring).peek(m, buf)
 }
 
 /// A ring page in ordinary memory (tests; pages nobody else touches).
@@ -253,6 +371,69 @@ mod tests {
         // Consumer ahead of producer.
         page.store_u32(REQ_PROD, 4);
         assert!(available(&page[..], Ring::Req).is_err());
+    }
+
+    #[test]
+    fn stateful_sides_wrap_the_index_and_the_ring() {
+        let mut page = vec![0u8; 4096];
+        // Start near the u32 wrap so both the index and the ring wrap.
+        page.store_u32(REQ_PROD, u32::MAX - 700);
+        page.store_u32(REQ_CONS, u32::MAX - 700);
+        let mut tx = Producer::attach(&page[..], Ring::Req);
+        let mut rx = Consumer::attach(&page[..], Ring::Req);
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 7 + 3) as u8).collect();
+        let (mut got, mut sent, mut rounds) = (Vec::new(), 0, 0);
+        while got.len() < data.len() {
+            sent += tx.write(&mut page[..], &data[sent..]).unwrap();
+            assert_eq!(page.load_u32(REQ_PROD), tx.index());
+            let mut chunk = [0u8; 333];
+            let n = rx.read(&mut page[..], &mut chunk).unwrap();
+            got.extend_from_slice(&chunk[..n]);
+            rounds += 1;
+            assert!(rounds < 100);
+        }
+        assert_eq!(got, data);
+        assert_eq!(tx.index(), rx.index());
+        assert!(tx.index() < 5000, "the index wrapped");
+        assert_eq!((tx.ring(), rx.ring()), (Ring::Req, Ring::Req));
+    }
+
+    #[test]
+    fn a_scribbled_own_index_is_ignored() {
+        let mut page = vec![0u8; 4096];
+        let mut tx = Producer::attach(&page[..], Ring::Rsp);
+        assert_eq!(tx.write(&mut page[..], &[9; 4]), Ok(4));
+        // The peer writes nonsense into the producer's own index.
+        page.store_u32(RSP_PROD, 999);
+        assert_eq!(tx.write(&mut page[..], &[9; 4]), Ok(4));
+        assert_eq!((tx.index(), page.load_u32(RSP_PROD)), (8, 8));
+        let mut rx = Consumer::attach(&page[..], Ring::Rsp);
+        assert_eq!(rx.read(&mut page[..], &mut [0; 3]), Ok(3));
+        page.store_u32(RSP_CONS, 0);
+        assert_eq!(rx.available(&page[..]), Ok(5));
+        assert_eq!(rx.index(), 3);
+        // The peer claims to have consumed more than was produced.
+        page.store_u32(RSP_CONS, 20);
+        assert_eq!(
+            tx.space(&page[..]),
+            Err(RingError::Corrupt { cons: 20, prod: 8 })
+        );
+        assert_eq!(
+            RingError::Corrupt { cons: 20, prod: 8 }.to_string(),
+            "corrupt ring indices (consumer 20, producer 8: more than 1024 bytes apart)"
+        );
+    }
+
+    #[test]
+    fn peeking_leaves_the_bytes() {
+        let mut page = vec![0u8; 4096];
+        assert_eq!(produce(&mut page[..], Ring::Req, b"abcdef"), Ok(6));
+        let mut b = [0u8; 4];
+        assert_eq!(peek(&page[..], Ring::Req, &mut b), Ok(4));
+        assert_eq!(&b, b"abcd");
+        assert_eq!(available(&page[..], Ring::Req), Ok(6));
+        assert_eq!(consume(&mut page[..], Ring::Req, &mut b), Ok(4));
+        assert_eq!(available(&page[..], Ring::Req), Ok(2));
     }
 
     proptest! {

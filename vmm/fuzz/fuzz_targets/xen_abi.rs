@@ -1,8 +1,13 @@
 //! Fuzzes the Xen ABI hub, `xen_abi::Hub`, with sequences of hypercalls
 //! from three domains interleaved with what guests do to their own shared
 //! pages behind the hub's back: raw bytes into grant tables and
-//! `shared_info`, well-formed grant entries, and the VMM's own calls (VIRQs,
-//! domain restart, toolstack params and grant seeds, EPT refusals).
+//! `shared_info`, well-formed grant entries, reads and writes through grant
+//! mappings, and the VMM's own calls (VIRQs, domain restart, toolstack
+//! params and grant seeds, EPT refusals).
+//!
+//! A restart removes a domain and re-creates it only once no other domain
+//! holds an orphaned mapping of its grants (the hub refuses the id with
+//! `-EBUSY` until then); a dead domain's hypercalls fail meanwhile.
 //!
 //! Hypercalls come two ways: raw (any number, command, pointer, count, CPL
 //! and mode, with input bytes written at the pointer), and well-formed
@@ -12,40 +17,55 @@
 //!
 //! The platform is `xen_abi::model::ModelPlatform` (byte-array pages, a
 //! table standing in for the EPT); each domain's linear memory is a 16 KiB
-//! `FlatMem`.
+//! `FlatMem`. The input may start each domain with a grant mapped by the
+//! next one.
 //!
 //! Invariants, after every step:
 //! * No panic; a hypercall returns 0, a positive `xen_version` value, or a
 //!   Xen errno (-1..=-95).
 //! * `Hub::check_invariants`: interdomain ports point at each other, VIRQ
 //!   tables agree with ports, every mapping is backed by a pin of its
-//!   grantee for the same frame, pin counts equal the mappings.
+//!   grantee for the same frame unless its granter was removed (orphaned),
+//!   pin counts equal the mappings, one mapping per GFN.
 //! * `ModelPlatform::check_ept`: the model EPT holds exactly the hub's
 //!   mappings and no unmap missed.
 //! * Isolation: every mapping a hypercall creates went through an entry that,
 //!   just before the call, was `GTF_permit_access` naming the mapper (and not
-//!   `GTF_readonly` for a writable mapping); no domain holds a mapping of a
-//!   domain that is gone.
+//!   `GTF_readonly` for a writable mapping) of a live domain; every mapped
+//!   frame is in the granter's RAM.
+//! * Removal: the removed domain holds no mapping; others' mappings of its
+//!   grants survive unchanged (orphaned; `check_ept` then also checks that
+//!   the model keeps exactly the dead domains' pages they use); a write
+//!   through a mapping succeeds iff it is writable and reads back, also
+//!   after the granter is gone. Destroying every domain at the end leaves
+//!   no mapping at all and no zombie page.
 #![no_main]
 
 use std::collections::BTreeSet;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use xen_abi::abi::gnttabop::{ENTRIES_PER_FRAME, GTF_PERMIT_ACCESS, GTF_READONLY, GTF_TYPE_MASK};
+use xen_abi::abi::gnttabop::{
+    ENTRIES_PER_FRAME, GNTMAP_HOST_MAP, GTF_PERMIT_ACCESS, GTF_READONLY, GTF_TYPE_MASK,
+};
 use xen_abi::abi::hypercall;
+use xen_abi::decode::MapGrantRef;
 use xen_abi::evtchn::Channel;
 use xen_abi::gnttab::{locate, EntryV1};
 use xen_abi::model::{FlatMem, ModelPlatform};
 use xen_abi::{
     DomId, DomainConfig, GrantMapping, Hub, HubConfig, Mode, Platform, Regs, SharedPage, Width,
-    DOMID_SELF,
+    XenError, DOMID_SELF,
 };
 
 const BASE: u64 = 0x7000_0000;
 const MEM: usize = 0x4000;
 const RAM_PAGES: u64 = 48;
 const DOMS: u16 = 3;
+/// The grant and GFN of the optional initial mappings (among those the
+/// steps use, so they meet).
+const PREMAP_GREF: u32 = 15;
+const PREMAP_GFN: u64 = 0x10F;
 
 #[derive(Arbitrary, Debug)]
 enum Nr {
@@ -388,8 +408,17 @@ enum Step {
     SharedInfoBytes { dom: u8, off: u16, bytes: Vec<u8> },
     /// The VMM raises a VIRQ.
     Virq { dom: u8, virq: u8, vcpu: u8 },
-    /// The toolstack destroys and re-creates a domain.
+    /// The toolstack destroys a domain (if alive) and re-creates it (if no
+    /// orphaned mapping keeps its id taken).
     Restart { dom: u8 },
+    /// A vCPU writes a byte through one of its domain's grant mappings (the
+    /// `pick`-th) and reads it back.
+    Touch {
+        dom: u8,
+        pick: u8,
+        off: u16,
+        byte: u8,
+    },
     /// The toolstack sets a param or seeds a grant.
     Toolstack {
         dom: u8,
@@ -405,6 +434,9 @@ enum Step {
 #[derive(Arbitrary, Debug)]
 struct Input {
     widths: [bool; 3],
+    /// Bit d-1: domain d starts with its grant 15 mapped by the next domain
+    /// (so that a restart orphans a mapping from the first step on).
+    premap: u8,
     steps: Vec<Step>,
 }
 
@@ -442,6 +474,19 @@ impl World {
         EntryV1::read(self.plat.grant_frame(g, fi)?, off)
     }
 
+    /// Mappings other domains hold of `g`'s grants.
+    fn mappings_of(&self, g: DomId) -> Vec<GrantMapping> {
+        let mut v = Vec::new();
+        for o in self.hub.domain_ids().filter(|&o| o != g) {
+            for (_, m) in self.hub.grant_table(o).unwrap().mappings() {
+                if m.granter == g {
+                    v.push(*m);
+                }
+            }
+        }
+        v
+    }
+
     fn mappings(&self, d: DomId) -> BTreeSet<(u32, (u16, u64, u16, u32, u64, bool))> {
         let key = |m: &GrantMapping| (m.grantee, m.gfn, m.granter, m.gref, m.frame, m.writable);
         self.hub
@@ -456,7 +501,7 @@ fn hypercall_checked(w: &mut World, d: DomId, regs: &Regs) {
     // Snapshot every grant entry, and the caller's mappings.
     let mut before = Vec::new();
     for g in 1..=DOMS {
-        let nr_entries = w.hub.grant_table(g).unwrap().nr_entries();
+        let nr_entries = w.hub.grant_table(g).map_or(0, |t| t.nr_entries());
         let mut es = Vec::new();
         for r in 0..nr_entries.min(4 * ENTRIES_PER_FRAME) {
             es.push(w.entry(g, r));
@@ -478,7 +523,12 @@ fn hypercall_checked(w: &mut World, d: DomId, regs: &Regs) {
     for (_, m) in w.mappings(d).difference(&old) {
         let (grantee, _, granter, gref, _, writable) = *m;
         assert_eq!(grantee, d);
-        let e = before[usize::from(granter - 1)][gref as usize].expect("mapped entry existed");
+        assert!(w.hub.has_domain(granter), "mapped a dead domain's grant");
+        let e = before[usize::from(granter - 1)]
+            .get(gref as usize)
+            .copied()
+            .flatten()
+            .expect("mapped entry existed");
         assert_eq!(e.flags & GTF_TYPE_MASK, GTF_PERMIT_ACCESS, "{e:?}");
         assert_eq!(e.domid, d, "mapped an entry naming d{}", e.domid);
         assert!(
@@ -498,13 +548,18 @@ fn check(w: &World) {
     for d in w.hub.domain_ids() {
         for (_, m) in w.hub.grant_table(d).unwrap().mappings() {
             assert!(
-                w.hub.has_domain(m.granter),
-                "mapping of a dead domain: {m:?}"
-            );
-            assert!(
                 m.frame < RAM_PAGES,
                 "mapped frame outside the granter's RAM: {m:?}"
             );
+        }
+    }
+    for d in 1..=DOMS {
+        // A dead domain has no model pages but those orphans use.
+        assert_eq!(w.hub.has_domain(d), w.plat.domain(d).is_some());
+        if w.hub.has_domain(d) {
+            assert_eq!(w.hub.orphaned_mappings(d), 0);
+        } else {
+            assert_eq!(w.hub.orphaned_mappings(d), w.mappings_of(d).len());
         }
     }
 }
@@ -519,6 +574,22 @@ fuzz_target!(|input: Input| {
     for d in 1..=DOMS {
         w.add(d);
     }
+    for d in 1..=DOMS {
+        if input.premap & (1 << (d - 1)) != 0 {
+            let grantee = d % DOMS + 1;
+            w.hub
+                .toolstack_seed_grant(d, PREMAP_GREF, grantee, u32::from(d), false, &mut w.plat)
+                .unwrap();
+            let req = MapGrantRef {
+                host_addr: PREMAP_GFN << 12,
+                flags: GNTMAP_HOST_MAP,
+                gref: PREMAP_GREF,
+                dom: d,
+            };
+            w.hub.gnttab_map(grantee, &req, &mut w.plat).unwrap();
+        }
+    }
+    check(&w);
     for step in input.steps.iter().take(512) {
         match *step {
             Step::Call {
@@ -648,10 +719,45 @@ fuzz_target!(|input: Input| {
             Step::Restart { dom: d } => {
                 let d = dom(d);
                 if w.hub.has_domain(d) {
+                    let theirs = w.mappings_of(d);
                     w.hub.remove_domain(d, &mut w.plat).unwrap();
                     assert!(w.plat.domain(d).unwrap().ept_grants.is_empty());
+                    assert_eq!(w.mappings_of(d), theirs, "others' mappings survive");
                     w.plat.remove_domain(d);
-                    w.add(d);
+                }
+                if d <= DOMS {
+                    if w.hub.orphaned_mappings(d) == 0 {
+                        w.add(d);
+                    } else {
+                        let w32 = w.widths[usize::from(d - 1)];
+                        let r = w.hub.add_domain(d, cfg(w32), &mut w.plat);
+                        assert_eq!(r, Err(XenError::Busy));
+                    }
+                }
+            }
+            Step::Touch {
+                dom: d,
+                pick,
+                off,
+                byte,
+            } => {
+                let d = dom(d);
+                let maps: Vec<GrantMapping> = w
+                    .hub
+                    .grant_table(d)
+                    .map(|t| t.mappings().map(|(_, m)| *m).collect())
+                    .unwrap_or_default();
+                if let Some(m) = nth(&maps, pick) {
+                    let off = usize::from(off) % 4096;
+                    let r = w.plat.write_gfn(d, m.gfn, off, &[byte]);
+                    assert_eq!(r.is_ok(), m.writable, "write through {m:?}");
+                    let mut b = [0u8];
+                    w.plat.read_gfn(d, m.gfn, off, &mut b).unwrap();
+                    if m.writable {
+                        assert_eq!(b[0], byte);
+                    }
+                    let g = w.plat.granted_page(&m).expect("mapped page exists")[off];
+                    assert_eq!(g, b[0], "grantee and granter disagree");
                 }
             }
             Step::Toolstack {
@@ -680,12 +786,19 @@ fuzz_target!(|input: Input| {
         }
         check(&w);
     }
-    // Destroying every domain leaves nothing mapped anywhere.
+    // Destroying every domain (grantees included) leaves nothing mapped
+    // anywhere, not even orphaned, and frees every zombie page.
     for d in 1..=DOMS {
-        w.hub.remove_domain(d, &mut w.plat).unwrap();
+        if w.hub.has_domain(d) {
+            w.hub.remove_domain(d, &mut w.plat).unwrap();
+        }
     }
     for d in 1..=DOMS {
-        assert!(w.plat.domain(d).unwrap().ept_grants.is_empty());
+        if let Some(md) = w.plat.domain(d) {
+            assert!(md.ept_grants.is_empty());
+        }
+        assert_eq!(w.hub.orphaned_mappings(d), 0);
     }
+    assert!(w.plat.zombie_ram.is_empty(), "zombie pages left");
     assert_eq!(w.plat.stray_unmaps, 0);
 });

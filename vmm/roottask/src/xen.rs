@@ -16,7 +16,9 @@
 //!   store, grant reference 1 to the store's domain, and introduces the
 //!   domain to the store with `XS_INTRODUCE` on the store's own ring page —
 //!   the toolstack's connection. When a domain stops, it is removed from the
-//!   hub (its channels closed, every grant mapping of or by it undone),
+//!   hub (its channels closed, the grant mappings it holds undone; others'
+//!   mappings of its pages stay until they unmap them, as in Xen — its frames
+//!   are never given to another VM),
 //!   `XS_RELEASE` goes to the store and `VIRQ_DOM_EXC` is raised there.
 //!
 //! All hub state is behind one lock; seL4 invocations made under it use the
@@ -707,7 +709,8 @@ pub fn upcall_vector(dom: DomId) -> Option<u8> {
 }
 
 /// A domain's VM stopped: remove it from the hub (closing its channels and
-/// undoing every grant mapping of or by it) and tell the store.
+/// undoing the grant mappings it holds; other domains keep theirs of its
+/// pages until they unmap them) and tell the store.
 pub fn domain_stopped(dom: DomId, ipc: &mut Ipc) {
     let mut guard = WORLD.lock();
     let Some(w) = guard.as_mut() else {

@@ -12,7 +12,7 @@
 //! All calls must be serialized (one lock around the hub); the per-page
 //! atomicity against running guests is the [`SharedPage`] implementation's.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 use crate::abi::gnttabop::{
@@ -222,6 +222,13 @@ impl Hub {
     /// Adds domain `id` with one grant-table frame (Xen's initial size).
     /// `-EEXIST` if present, `-EINVAL` for a reserved id or a bad config,
     /// `-ENOMEM` if the VMM can't allocate the first grant frame.
+    ///
+    /// `-EBUSY` while other domains still hold orphaned mappings of a
+    /// removed domain `id`'s grants ([`Hub::orphaned_mappings`]): the id is
+    /// a zombie's until the last of them is unmapped, so a new domain never
+    /// inherits them (Xen keeps a dying domain's id taken too; it reports
+    /// `-EEXIST`, this hub `-EBUSY` so the VMM can tell a zombie from a live
+    /// domain). Checked before the VMM is asked for anything.
     pub fn add_domain<P: Platform>(
         &mut self,
         id: DomId,
@@ -237,6 +244,9 @@ impl Hub {
         }
         if self.domains.contains_key(&id) {
             return Err(XenError::Exist);
+        }
+        if self.orphaned_mappings(id) != 0 {
+            return Err(XenError::Busy);
         }
         let max_ports = cfg.max_ports.min(cfg.width.max_ports());
         let mut grants = GrantTable::new(cfg.max_grant_frames, cfg.max_maptrack);
@@ -260,9 +270,21 @@ impl Hub {
     }
 
     /// Removes domain `id` as Xen's domain destruction does: closes its
-    /// ports (peers go back to unbound), unmaps every grant mapping it holds
-    /// and every mapping other domains hold of its grants (through
-    /// [`Platform::unmap_grant`], so no grantee keeps its memory).
+    /// ports (peers go back to unbound, naming `id`) and unmaps every grant
+    /// mapping `id` holds (through [`Platform::unmap_grant`], dropping its
+    /// pins in the granters' tables). `-ESRCH` if there is no such domain.
+    ///
+    /// Mappings that *other* domains hold of `id`'s grants stay in place, as
+    /// in Xen, where the dead domain lingers as a zombie that keeps its pages
+    /// until every foreign mapping of them is gone: such an *orphaned*
+    /// mapping keeps working (the grantee reads and writes the page as
+    /// before) until the grantee unmaps it with `GNTTABOP_unmap_grant_ref`
+    /// or is removed itself; both call [`Platform::unmap_grant`] as usual,
+    /// and there is no pin left to drop. So the VMM must keep a removed
+    /// domain's frames (never give them to another domain) while
+    /// [`Hub::orphaned_mappings`] counts any. New maps and copies of `id`'s
+    /// grants fail with `GNTST_bad_domain`, and [`Hub::add_domain`] refuses
+    /// `id` with `-EBUSY` until the last orphaned mapping is gone.
     pub fn remove_domain<P: Platform>(&mut self, id: DomId, plat: &mut P) -> Result<(), XenError> {
         let d = self.domains.get(&id).ok_or(XenError::Srch)?;
         let ports: Vec<Port> = d.ports.in_use().map(|(p, _)| p).collect();
@@ -273,25 +295,23 @@ impl Hub {
         for h in mine {
             let _ = self.unmap_handle(id, h, plat);
         }
-        let mut theirs = Vec::new();
-        for (&g, dom) in &self.domains {
-            for (h, m) in dom.grants.mappings() {
-                if m.granter == id && g != id {
-                    theirs.push((g, h));
-                }
-            }
-        }
-        for (g, h) in theirs {
-            if let Some(m) = self
-                .domains
-                .get_mut(&g)
-                .and_then(|d| d.grants.take_mapping(h))
-            {
-                plat.unmap_grant(&m);
-            }
-        }
         self.domains.remove(&id);
         Ok(())
+    }
+
+    /// How many grant mappings other domains still hold of removed domain
+    /// `granter`'s grants ("orphaned": see [`Hub::remove_domain`]); 0 while
+    /// `granter` exists. While it is not 0, `granter`'s frames must stay
+    /// allocated and [`Hub::add_domain`] refuses the id.
+    pub fn orphaned_mappings(&self, granter: DomId) -> usize {
+        if self.domains.contains_key(&granter) {
+            return 0;
+        }
+        self.domains
+            .values()
+            .flat_map(|d| d.grants.mappings())
+            .filter(|(_, m)| m.granter == granter)
+            .count()
     }
 
     /// Whether domain `id` exists.
@@ -753,6 +773,8 @@ impl Hub {
     }
 
     /// Drops one pin taken by [`Hub::pin`] and clears flags no longer held.
+    /// Nothing to do if the granter is gone (an orphaned mapping: its pins
+    /// went with it, and [`Hub::add_domain`] keeps the id free meanwhile).
     fn unpin<P: Platform>(&mut self, granter: DomId, gref: GrantRef, write: bool, plat: &mut P) {
         let Some(d) = self.domains.get_mut(&granter) else {
             return;
@@ -843,7 +865,9 @@ impl Hub {
     }
 
     /// `GNTTABOP_unmap_grant_ref`: has the VMM remove the mapping, then drops
-    /// the pin (clearing `GTF_writing`/`GTF_reading` when none remain).
+    /// the pin (clearing `GTF_writing`/`GTF_reading` when none remain). An
+    /// orphaned mapping (its granter removed) is unmapped the same way and
+    /// has no pin to drop.
     pub fn gnttab_unmap<P: Platform>(
         &mut self,
         caller: DomId,
@@ -1370,9 +1394,11 @@ impl Hub {
 
     /// Checks the cross-domain invariants (for tests and fuzzing): every
     /// interdomain port's peer points back at it; VIRQ tables match their
-    /// ports; every mapping is held by its grantee, names an existing
-    /// granter and is backed by a pin for that grantee and frame; pin counts
-    /// equal the mappings (no copy pin outlives its call).
+    /// ports; every mapping is held by its grantee, at a GFN of its own (no
+    /// other mapping or special page there), and — unless its granter was
+    /// removed (an orphaned mapping, which needs no pin) — is backed by a
+    /// pin for that grantee and frame; pin counts equal the live granters'
+    /// mappings (no copy pin outlives its call).
     pub fn check_invariants(&self) -> Result<(), &'static str> {
         let mut pins: BTreeMap<(DomId, GrantRef), (u32, u32)> = BTreeMap::new();
         for (&id, d) in &self.domains {
@@ -1414,14 +1440,21 @@ impl Hub {
                     }
                 }
             }
+            let mut at = BTreeSet::new();
             for (_, m) in d.grants.mappings() {
                 if m.grantee != id {
                     return Err("mapping held by a domain other than its grantee");
                 }
-                let g = self
-                    .domains
-                    .get(&m.granter)
-                    .ok_or("mapping of a granter that no longer exists")?;
+                if !at.insert(m.gfn) {
+                    return Err("two mappings at one GFN");
+                }
+                if d.special_at(m.gfn).is_some() {
+                    return Err("mapping at the GFN of a special page");
+                }
+                let Some(g) = self.domains.get(&m.granter) else {
+                    // Orphaned: the granter was removed; its pins went with it.
+                    continue;
+                };
                 let a = g.grants.active(m.gref).ok_or("mapping without a pin")?;
                 if a.grantee != id || a.frame != m.frame {
                     return Err("mapping disagrees with its pin");

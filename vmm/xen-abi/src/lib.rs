@@ -30,7 +30,9 @@
 //!   inject it while [`Hub::upcall_pending`].
 //! * Own the pages: each domain's `shared_info` and grant-table frames, and
 //!   give atomic access to them and to granted RAM ([`SharedPage`]: locked
-//!   bit operations, `lock cmpxchg` for grant flags).
+//!   bit operations, `lock cmpxchg` for grant flags). A removed domain's
+//!   RAM that other domains still map stays theirs to use until they unmap
+//!   it ([`Hub::remove_domain`], [`Hub::orphaned_mappings`]).
 //! * Change the EPT when told: [`Platform::map_grant`] /
 //!   [`Platform::unmap_grant`] (flushing), [`Platform::place_page`].
 //! * Act as the toolstack: [`Hub::add_domain`], [`Hub::remove_domain`],

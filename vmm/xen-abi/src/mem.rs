@@ -128,7 +128,8 @@ pub struct GrantMapping {
 }
 
 /// The VMM's services to the hub. Every domain id passed is one the hub
-/// knows; every page returned must be [`PAGE_SIZE`] bytes.
+/// knows, except the granter of an orphaned mapping given to
+/// [`Platform::unmap_grant`]; every page returned must be [`PAGE_SIZE`] bytes.
 pub trait Platform {
     /// The page type the VMM hands out.
     type Page: SharedPage + ?Sized;
@@ -151,6 +152,11 @@ pub trait Platform {
     fn map_grant(&mut self, m: &GrantMapping) -> bool;
     /// Removes the mapping made by [`Platform::map_grant`] and flushes the
     /// grantee's TLBs/EPT caches, so no stale translation survives.
+    ///
+    /// `m.granter` may be gone: [`crate::Hub::remove_domain`] leaves other
+    /// domains' mappings of the removed domain's grants in place (orphaned),
+    /// and the VMM must keep those frames mapped and never reuse them until
+    /// this call for the last of them ([`crate::Hub::orphaned_mappings`]).
     fn unmap_grant(&mut self, m: &GrantMapping);
     /// Maps `page` of `dom` at `gfn` in `dom`'s EPT (replacing what was
     /// there) and, if `old_gfn` is given, removes it from there. False if the

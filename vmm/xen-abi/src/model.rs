@@ -5,14 +5,18 @@
 //!
 //! Single-threaded: the byte-array pages do their "atomic" operations as
 //! plain read-check-write.
+//!
+//! Like the VMM, the model keeps a removed domain's RAM pages that other
+//! domains still map (orphaned mappings, see [`Hub::remove_domain`]) as
+//! "zombie" pages, and frees each when its last mapping is unmapped.
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 use crate::abi::DomId;
 use crate::hub::Hub;
-use crate::mem::{zero_page, GrantMapping, GuestMem, MemFault, Platform, SpecialPage};
+use crate::mem::{zero_page, GrantMapping, GuestMem, MemFault, Platform, SharedPage, SpecialPage};
 
 /// One domain's pages and second-level mappings in the model.
 #[derive(Clone, Debug, Default)]
@@ -44,6 +48,10 @@ pub struct ModelPlatform {
     pub grant_frame_limit: Option<u32>,
     /// Unmaps of mappings the model did not have (should stay 0).
     pub stray_unmaps: u32,
+    /// RAM pages of removed domains that orphaned grant mappings still use,
+    /// by (granter, GFN): kept by [`ModelPlatform::remove_domain`], freed
+    /// when the last mapping of each is unmapped.
+    pub zombie_ram: BTreeMap<(DomId, u64), Box<[u8]>>,
 }
 
 impl ModelPlatform {
@@ -64,9 +72,98 @@ impl ModelPlatform {
         );
     }
 
-    /// Drops domain `dom`'s pages.
+    /// Drops domain `dom`'s pages, except the RAM pages other domains'
+    /// grant mappings still use (orphaned by [`Hub::remove_domain`]; call
+    /// this after it): those move to [`ModelPlatform::zombie_ram`] until
+    /// their last mapping is unmapped. Don't add `dom` again before then
+    /// (the hub refuses the id meanwhile, and [`ModelPlatform::check_ept`]
+    /// reports a zombie page of a live domain).
     pub fn remove_domain(&mut self, dom: DomId) {
-        self.doms.remove(&dom);
+        let Some(mut d) = self.doms.remove(&dom) else {
+            return;
+        };
+        let used: BTreeSet<u64> = self
+            .doms
+            .values()
+            .flat_map(|o| o.ept_grants.values())
+            .filter(|m| m.granter == dom)
+            .map(|m| m.frame)
+            .collect();
+        for gfn in used {
+            let page = d.ram.remove(&gfn).unwrap_or_else(zero_page);
+            self.zombie_ram.insert((dom, gfn), page);
+        }
+    }
+
+    /// Whether any domain's EPT still maps `granter`'s frame `gfn`.
+    fn frame_mapped(&self, granter: DomId, gfn: u64) -> bool {
+        self.doms
+            .values()
+            .flat_map(|d| d.ept_grants.values())
+            .any(|m| m.granter == granter && m.frame == gfn)
+    }
+
+    /// The page behind grant mapping `m`: the granter's RAM frame (whether
+    /// or not the granter has since placed something over it), or its
+    /// zombie page once the granter is removed.
+    pub fn granted_page(&mut self, m: &GrantMapping) -> Option<&mut [u8]> {
+        if let Some(p) = self.zombie_ram.get_mut(&(m.granter, m.frame)) {
+            return Some(&mut **p);
+        }
+        let g = self.doms.get_mut(&m.granter)?;
+        if m.frame >= g.ram_pages {
+            return None;
+        }
+        Some(&mut **g.ram.entry(m.frame).or_insert_with(zero_page))
+    }
+
+    /// The page `dom`'s vCPU reaches at its guest-physical frame `gfn`
+    /// through the model's EPT: a mapped grant (none for a write through a
+    /// read-only one), a placed special page, or its own RAM.
+    fn gfn_page(&mut self, dom: DomId, gfn: u64, write: bool) -> Option<&mut [u8]> {
+        let d = self.doms.get(&dom)?;
+        if let Some(m) = d.ept_grants.get(&gfn).copied() {
+            if write && !m.writable {
+                return None;
+            }
+            return self.granted_page(&m);
+        }
+        match d.placed.get(&gfn).copied() {
+            Some(SpecialPage::SharedInfo) => self.shared_info(dom),
+            Some(SpecialPage::GrantFrame(i)) => self.grant_frame(dom, i),
+            None => self.ram_page(dom, gfn),
+        }
+    }
+
+    /// Reads `buf.len()` bytes at `offset` of `dom`'s guest-physical frame
+    /// `gfn`, as its vCPU would (see [`ModelPlatform::write_gfn`]).
+    pub fn read_gfn(
+        &mut self,
+        dom: DomId,
+        gfn: u64,
+        offset: usize,
+        buf: &mut [u8],
+    ) -> Result<(), MemFault> {
+        self.gfn_page(dom, gfn, false)
+            .and_then(|p| p.read(offset, buf))
+            .ok_or(MemFault)
+    }
+
+    /// Writes `buf` at `offset` of `dom`'s guest-physical frame `gfn`, as
+    /// its vCPU would through the model's EPT: into a mapped grant's page
+    /// (a fault if the mapping is read-only; a removed granter's zombie page
+    /// included), a placed special page, or its own RAM. A fault outside
+    /// those or across the page's end.
+    pub fn write_gfn(
+        &mut self,
+        dom: DomId,
+        gfn: u64,
+        offset: usize,
+        buf: &[u8],
+    ) -> Result<(), MemFault> {
+        self.gfn_page(dom, gfn, true)
+            .and_then(|p| p.write(offset, buf))
+            .ok_or(MemFault)
     }
 
     /// Domain `dom`'s model state.
@@ -80,7 +177,8 @@ impl ModelPlatform {
     }
 
     /// Checks that the model's EPT grant entries are exactly the hub's
-    /// mappings, and that no unmap missed.
+    /// mappings, that no unmap missed, and that zombie pages are exactly
+    /// the removed domains' frames that mappings still use.
     pub fn check_ept(&self, hub: &Hub) -> Result<(), &'static str> {
         if self.stray_unmaps != 0 {
             return Err("unmap of a mapping the EPT did not have");
@@ -92,6 +190,21 @@ impl ModelPlatform {
                 .unwrap_or_default();
             if held != d.ept_grants {
                 return Err("EPT grant entries differ from the hub's mappings");
+            }
+            for m in d.ept_grants.values() {
+                if !self.doms.contains_key(&m.granter)
+                    && !self.zombie_ram.contains_key(&(m.granter, m.frame))
+                {
+                    return Err("mapping of a removed domain's page that was freed");
+                }
+            }
+        }
+        for &(g, gfn) in self.zombie_ram.keys() {
+            if self.doms.contains_key(&g) {
+                return Err("zombie page of a live domain");
+            }
+            if !self.frame_mapped(g, gfn) {
+                return Err("zombie page that no mapping uses");
             }
         }
         Ok(())
@@ -157,6 +270,10 @@ impl Platform for ModelPlatform {
             .and_then(|d| d.ept_grants.remove(&m.gfn));
         if removed != Some(*m) {
             self.stray_unmaps = self.stray_unmaps.saturating_add(1);
+        }
+        let key = (m.granter, m.frame);
+        if self.zombie_ram.contains_key(&key) && !self.frame_mapped(m.granter, m.frame) {
+            self.zombie_ram.remove(&key);
         }
     }
 

@@ -218,7 +218,7 @@ fn halt() {
     // shadow), so an upcall made due while interrupts were off wakes the
     // HLT; the handlers save what they use and touch only atomics;
     // interrupts are off again afterwards.
-    unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
+    unsafe { core::arch::asm!("sti", "hlt", "cli", options(nostack)) };
 }
 
 impl Xen {
@@ -348,8 +348,10 @@ impl Xen {
 
     /// The check runs with interrupts off and the sleep is `sti; hlt`, so
     /// an event arriving in between wakes the halt instead of being missed.
-    /// A deadline needs the APIC timer ([`crate::irq::init`]); without it
-    /// the wait polls `shared_info` until the deadline.
+    /// A deadline needs the APIC timer ([`crate::irq::init`]). Without it
+    /// (cloister gives PVH guests no LAPIC) the vCPU still halts — a
+    /// spinning vCPU would keep the core from every other VM — and the
+    /// deadline is checked whenever an event wakes it.
     fn wait(&self, ports: &[Port], deadline: Option<Instant>) -> Option<Port> {
         if ports.is_empty() {
             return None;
@@ -367,7 +369,7 @@ impl Xen {
                 None => halt(),
                 Some(d) if time::now() >= d => break None,
                 Some(d) if crate::irq::has_timer() => crate::irq::wait(Some(d)),
-                Some(_) => core::hint::spin_loop(),
+                Some(_) => halt(),
             }
         };
         if were {

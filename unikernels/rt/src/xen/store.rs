@@ -36,7 +36,7 @@ pub use xenstore_engine::wire::ErrorCode;
 
 use super::error::Errno;
 use super::page::Page;
-use super::ring::{Consumer, Producer, RingError, REQUESTS, RESPONSES};
+use super::ring::{Consumer, Producer, Ring, RingError};
 use crate::time::Instant;
 
 /// How long a request may take by default.
@@ -213,8 +213,8 @@ impl<L: StoreLink> XenStore<L> {
     /// A client over `link`, taking the ring's indices as they are.
     pub fn new(link: L) -> XenStore<L> {
         let page = link.ring();
-        let req = Producer::attach(&page, REQUESTS);
-        let rsp = Consumer::attach(&page, RESPONSES);
+        let req = Producer::attach(&page, Ring::Req);
+        let rsp = Consumer::attach(&page, Ring::Rsp);
         XenStore {
             link,
             req,
@@ -268,9 +268,9 @@ impl<L: StoreLink> XenStore<L> {
     fn send(&mut self, msg: &[u8], deadline: Instant) -> Result<(), StoreError> {
         let mut sent = 0;
         while sent < msg.len() {
-            let page = self.link.ring();
+            let mut page = self.link.ring();
             let rest = msg.get(sent..).unwrap_or_default();
-            let n = self.req.write(&page, rest).map_err(StoreError::Ring)?;
+            let n = self.req.write(&mut page, rest).map_err(StoreError::Ring)?;
             if n > 0 {
                 sent += n;
                 self.notify()?;
@@ -305,10 +305,10 @@ impl<L: StoreLink> XenStore<L> {
             }
             let have = self.rx.len();
             self.rx.resize(need, 0);
-            let page = self.link.ring();
+            let mut page = self.link.ring();
             let got = self
                 .rsp
-                .read(&page, self.rx.get_mut(have..).unwrap_or_default());
+                .read(&mut page, self.rx.get_mut(have..).unwrap_or_default());
             let n = match got {
                 Ok(n) => n,
                 Err(e) => {
@@ -666,8 +666,8 @@ mod tests {
             let (req, rsp) = {
                 let p = page.page();
                 (
-                    Consumer::attach(&p, REQUESTS),
-                    Producer::attach(&p, RESPONSES),
+                    Consumer::attach(&p, Ring::Req),
+                    Producer::attach(&p, Ring::Rsp),
                 )
             };
             Sim {
@@ -702,7 +702,7 @@ mod tests {
             }
             let mut moved = false;
             let mut buf = vec![0u8; self.req_chunk.min(RING_SIZE as usize)];
-            let n = self.req.read(&self.page.page(), &mut buf).unwrap();
+            let n = self.req.read(&mut self.page.page(), &mut buf).unwrap();
             self.inbuf.extend_from_slice(&buf[..n]);
             moved |= n > 0;
             while self.inbuf.len() >= HEADER_LEN {
@@ -723,7 +723,7 @@ mod tests {
             let (a, _) = self.out.as_slices();
             let take = a.len().min(self.rsp_chunk);
             let chunk: Vec<u8> = a[..take].to_vec();
-            let n = self.rsp.write(&self.page.page(), &chunk).unwrap();
+            let n = self.rsp.write(&mut self.page.page(), &chunk).unwrap();
             self.out.drain(..n);
             moved | (n > 0)
         }
@@ -920,7 +920,7 @@ mod tests {
         p.store_u32(RSP_PROD, cons.wrapping_add(2000)).unwrap();
         let e = c.read(Tx::NONE, "data/x").unwrap_err();
         assert!(
-            matches!(e, StoreError::Ring(RingError::BadIndices { .. })),
+            matches!(e, StoreError::Ring(RingError::Corrupt { .. })),
             "{e}"
         );
         assert_broken(&mut c, &e);

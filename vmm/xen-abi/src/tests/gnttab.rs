@@ -543,17 +543,18 @@ fn set_version_and_seed() {
 }
 
 #[test]
-fn remove_domain_tears_down_everything() {
+fn remove_domain_keeps_others_mappings_until_unmapped() {
     let mut w = world(3);
     // 1 grants to 2 (mapped by 2); 2 grants to 1 (mapped by 1); channels 1-2, 1-3.
     w.grant_rw(1, 0, 2, 10);
     w.grant_rw(2, 0, 1, 10);
-    w.map(2, 1, 0, 0x100, false).unwrap();
+    let h2 = w.map(2, 1, 0, 0x100, false).unwrap();
     w.map(1, 2, 0, 0x100, false).unwrap();
     let (p12, p21) = w.connect(1, 2);
     let (p13, p31) = w.connect(1, 3);
     let _ = (p12, p13);
     w.check();
+    let orphan = *w.hub.grant_table(2).unwrap().mapping(h2).unwrap();
     w.hub.remove_domain(1, &mut w.plat).unwrap();
     assert!(!w.hub.has_domain(1));
     // Peers go back to unbound, naming the dead domain.
@@ -565,13 +566,160 @@ fn remove_domain_tears_down_everything() {
         w.hub.port(3, p31).unwrap().chan,
         crate::evtchn::Channel::Unbound { remote: 1 }
     );
-    // 2's mapping of 1's grant is gone from its EPT; 1's mapping of 2's
-    // grant is gone and 2's entry no longer shows it in use.
-    assert!(w.plat.domain(2).unwrap().ept_grants.is_empty());
-    assert_eq!(w.hub.grant_table(2).unwrap().mappings().count(), 0);
+    // 1's mapping of 2's grant is gone and 2's entry no longer shows it in use.
     assert_eq!(w.entry(2, 0).flags, GTF_PERMIT_ACCESS);
     assert!(w.hub.grant_table(2).unwrap().active(0).is_none());
+    // 2's mapping of 1's grant survives, orphaned, in the hub and the EPT.
+    assert_eq!(
+        w.hub.grant_table(2).unwrap().mapping(h2),
+        Some(&orphan),
+        "orphaned mapping kept"
+    );
+    assert_eq!(
+        w.plat.domain(2).unwrap().ept_grants.get(&0x100),
+        Some(&orphan)
+    );
+    assert_eq!(w.hub.orphaned_mappings(1), 1);
+    assert_eq!(w.hub.orphaned_mappings(2), 0, "2 is alive");
+    // The model keeps the mapped page of the dead domain, and only that.
+    w.plat.remove_domain(1);
+    assert_eq!(
+        w.plat.zombie_ram.keys().copied().collect::<Vec<_>>(),
+        [(1, 10)]
+    );
+    w.check();
+    // New maps and copies of the dead domain's grants are refused.
+    assert_eq!(w.map(2, 1, 0, 0x101, false), Err(GntStatus::BadDomain));
+    assert_eq!(
+        copy(&mut w, 2, gref(1, 0, 0), local(3, 0), 8),
+        Err(GntStatus::BadDomain)
+    );
+    // The orphaned mapping's GFN stays taken.
+    assert_eq!(w.map(2, 3, 0, 0x100, true), Err(GntStatus::GeneralError));
+    assert_eq!(w.hub.remove_domain(1, &mut w.plat), Err(XenError::Srch));
+    // The grantee unmaps it: EPT entry gone, zombie page released.
+    unmap(&mut w, 2, h2).unwrap();
+    assert!(w.plat.domain(2).unwrap().ept_grants.is_empty());
+    assert_eq!(w.hub.grant_table(2).unwrap().mappings().count(), 0);
+    assert!(w.plat.zombie_ram.is_empty());
+    assert_eq!(w.hub.orphaned_mappings(1), 0);
+    assert_eq!(w.plat.stray_unmaps, 0);
+    w.check();
+    assert_eq!(unmap(&mut w, 2, h2), Err(GntStatus::BadHandle));
+}
+
+#[test]
+fn grantee_uses_orphaned_mapping_then_unmaps_it() {
+    let mut w = world(2);
+    w.ram(1, 10)[100..105].copy_from_slice(b"hello");
+    w.grant_rw(1, 0, 2, 10);
+    w.grant_ro(1, 1, 2, 11);
+    w.ram(1, 11)[0..2].copy_from_slice(b"ro");
+    let rw = w.map(2, 1, 0, 0x100, false).unwrap();
+    let ro = w.map(2, 1, 1, 0x101, true).unwrap();
+    let mut buf = [0u8; 5];
+    w.plat.read_gfn(2, 0x100, 100, &mut buf).unwrap();
+    assert_eq!(&buf, b"hello");
+    w.hub.remove_domain(1, &mut w.plat).unwrap();
+    w.plat.remove_domain(1);
+    assert_eq!(w.hub.orphaned_mappings(1), 2);
+    w.check();
+    // The grantee still reads and writes the dead domain's page.
+    w.plat.read_gfn(2, 0x100, 100, &mut buf).unwrap();
+    assert_eq!(&buf, b"hello");
+    w.plat.write_gfn(2, 0x100, 200, b"still here").unwrap();
+    let mut back = [0u8; 10];
+    w.plat.read_gfn(2, 0x100, 200, &mut back).unwrap();
+    assert_eq!(&back, b"still here");
+    assert_eq!(&w.plat.zombie_ram[&(1, 10)][200..210], b"still here");
+    // A read-only mapping stays read-only.
+    let mut two = [0u8; 2];
+    w.plat.read_gfn(2, 0x101, 0, &mut two).unwrap();
+    assert_eq!(&two, b"ro");
+    assert_eq!(w.plat.write_gfn(2, 0x101, 0, b"xx"), Err(MemFault));
+    w.check();
+    // Unmapping (with the GFN named, as Linux does) works and frees the pages.
+    let req = UnmapGrantRef {
+        host_addr: 0x100 << 12,
+        dev_bus_addr: 0,
+        handle: rw,
+    };
+    assert_eq!(w.hub.gnttab_unmap(2, &req, &mut w.plat), Ok(()));
+    assert_eq!(w.plat.read_gfn(2, 0x100, 0, &mut buf), Err(MemFault));
+    assert_eq!(
+        w.plat.zombie_ram.keys().copied().collect::<Vec<_>>(),
+        [(1, 11)]
+    );
+    w.check();
+    unmap(&mut w, 2, ro).unwrap();
+    assert!(w.plat.zombie_ram.is_empty());
+    assert_eq!(w.hub.orphaned_mappings(1), 0);
+    w.check();
+}
+
+#[test]
+fn add_domain_refuses_an_id_with_orphaned_mappings() {
+    let mut w = world(3);
+    w.grant_rw(1, 0, 2, 10);
+    w.grant_rw(1, 1, 3, 11);
+    w.map(2, 1, 0, 0x100, false).unwrap();
+    w.map(3, 1, 1, 0x100, true).unwrap();
+    // A live domain: -EEXIST.
+    assert_eq!(
+        w.hub.add_domain(1, DomainConfig::default(), &mut w.plat),
+        Err(XenError::Exist)
+    );
+    w.hub.remove_domain(1, &mut w.plat).unwrap();
+    w.plat.remove_domain(1);
+    // A zombie: -EBUSY, before the VMM is asked for anything.
+    assert_eq!(
+        w.hub.add_domain(1, DomainConfig::default(), &mut w.plat),
+        Err(XenError::Busy)
+    );
+    assert!(!w.hub.has_domain(1));
+    w.check();
+    // Removing a grantee undoes its orphaned mapping too.
+    w.hub.remove_domain(2, &mut w.plat).unwrap();
+    assert_eq!(w.hub.orphaned_mappings(1), 1);
+    w.plat.remove_domain(2);
+    assert_eq!(
+        w.plat.zombie_ram.keys().copied().collect::<Vec<_>>(),
+        [(1, 11)]
+    );
+    w.check();
+    assert_eq!(
+        w.hub.add_domain(1, DomainConfig::default(), &mut w.plat),
+        Err(XenError::Busy)
+    );
+    w.hub.remove_domain(3, &mut w.plat).unwrap();
+    w.plat.remove_domain(3);
+    assert_eq!(w.hub.orphaned_mappings(1), 0);
+    assert!(w.plat.zombie_ram.is_empty());
+    // The id is free again; the new domain starts with no pins.
+    w.add(1, DomainConfig::default());
+    assert!(w.hub.grant_table(1).unwrap().active(0).is_none());
+    w.check();
+}
+
+#[test]
+fn invariants_accept_orphans_and_model_catches_a_freed_zombie_page() {
+    let mut w = world(2);
+    w.grant_rw(1, 0, 2, 10);
+    w.map(2, 1, 0, 0x100, false).unwrap();
+    w.hub.remove_domain(1, &mut w.plat).unwrap();
     w.plat.remove_domain(1);
     w.check();
-    assert_eq!(w.hub.remove_domain(1, &mut w.plat), Err(XenError::Srch));
+    // A VMM that freed the dead domain's page under the grantee.
+    let page = w.plat.zombie_ram.remove(&(1, 10)).unwrap();
+    assert_eq!(
+        w.plat.check_ept(&w.hub),
+        Err("mapping of a removed domain's page that was freed")
+    );
+    // One that keeps a page nobody maps.
+    w.plat.zombie_ram.insert((1, 10), page.clone());
+    w.plat.zombie_ram.insert((1, 12), page);
+    assert_eq!(
+        w.plat.check_ept(&w.hub),
+        Err("zombie page that no mapping uses")
+    );
 }

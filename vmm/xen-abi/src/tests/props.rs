@@ -5,7 +5,10 @@
 //! model's EPT holds exactly the hub's mappings, and — while granters follow
 //! the grant protocol — pinned entries show GTF_reading/GTF_writing. Per
 //! step: a map succeeds only through an entry that named the mapper (and
-//! allowed writing, if asked); close leaves the peer unbound.
+//! allowed writing, if asked); close leaves the peer unbound. A restart
+//! removes a domain (others' mappings of its grants survive, orphaned, and
+//! stay usable) and re-creates it once no orphaned mapping keeps its id
+//! taken; a dead domain does nothing meanwhile.
 
 use proptest::prelude::*;
 
@@ -107,6 +110,14 @@ enum Op {
     Restart {
         d: u16,
     },
+    /// `d`'s vCPU writes a byte through one of its grant mappings, then
+    /// reads it back.
+    Touch {
+        d: u16,
+        pick: u8,
+        off: u16,
+        byte: u8,
+    },
     /// A hostile granter or guest writes raw bytes into its own shared pages.
     Scribble {
         d: u16,
@@ -190,6 +201,8 @@ fn op(hostile: bool) -> impl Strategy<Value = Op> {
         1 => (d.clone(), any::<bool>(), 0u64..4, 0x100u64..0x108)
             .prop_map(|(d, grant, idx, gfn)| Op::Place { d, grant, idx, gfn }),
         1 => (d.clone()).prop_map(|d| Op::Restart { d }),
+        1 => (d.clone(), any::<u8>(), 0u16..4096, any::<u8>())
+            .prop_map(|(d, pick, off, byte)| Op::Touch { d, pick, off, byte }),
     ];
     let scribble = (
         d,
@@ -228,8 +241,52 @@ fn real(caller: DomId, d: DomId) -> DomId {
     }
 }
 
+impl Op {
+    /// The domain acting.
+    fn actor(&self) -> u16 {
+        match *self {
+            Op::AllocUnbound { d, .. }
+            | Op::Bind { d, .. }
+            | Op::BindVirq { d, .. }
+            | Op::Close { d, .. }
+            | Op::Send { d, .. }
+            | Op::Unmask { d, .. }
+            | Op::BindVcpu { d, .. }
+            | Op::Mask { d, .. }
+            | Op::Ack { d }
+            | Op::Grant { d, .. }
+            | Op::Revoke { d, .. }
+            | Op::Map { d, .. }
+            | Op::Unmap { d, .. }
+            | Op::Copy { d, .. }
+            | Op::Setup { d, .. }
+            | Op::Place { d, .. }
+            | Op::Restart { d }
+            | Op::Touch { d, .. }
+            | Op::Scribble { d, .. } => d,
+        }
+    }
+}
+
+/// Mappings other domains hold of `g`'s grants.
+fn mappings_of(w: &World, g: DomId) -> Vec<GrantMapping> {
+    let mut v = Vec::new();
+    for other in w.hub.domain_ids().filter(|&o| o != g) {
+        for (_, m) in w.hub.grant_table(other).unwrap().mappings() {
+            if m.granter == g {
+                v.push(*m);
+            }
+        }
+    }
+    v
+}
+
 /// Runs one op and checks what it promises.
 fn step(w: &mut World, op: &Op, hostile: bool) -> Result<(), TestCaseError> {
+    if !w.hub.has_domain(op.actor()) && !matches!(op, Op::Restart { .. }) {
+        // A dead domain runs nothing.
+        return Ok(());
+    }
     match *op {
         Op::AllocUnbound { d, remote } => {
             if let Ok(p) = w.hub.evtchn_alloc_unbound(d, DOMID_SELF, remote) {
@@ -486,20 +543,50 @@ fn step(w: &mut World, op: &Op, hostile: bool) -> Result<(), TestCaseError> {
             }
         }
         Op::Restart { d } => {
-            w.hub.remove_domain(d, &mut w.plat).unwrap();
-            prop_assert!(w.plat.domain(d).unwrap().ept_grants.is_empty());
-            for other in w.hub.domain_ids().collect::<Vec<_>>() {
-                for (_, m) in w.hub.grant_table(other).unwrap().mappings() {
-                    prop_assert!(m.granter != d, "mapping of a dead domain's memory");
+            if w.hub.has_domain(d) {
+                let theirs = mappings_of(w, d);
+                w.hub.remove_domain(d, &mut w.plat).unwrap();
+                prop_assert!(w.plat.domain(d).unwrap().ept_grants.is_empty());
+                // Others' mappings of its grants survive, orphaned.
+                prop_assert_eq!(mappings_of(w, d), theirs.clone());
+                prop_assert_eq!(w.hub.orphaned_mappings(d), theirs.len());
+                for other in w.hub.domain_ids().collect::<Vec<_>>() {
+                    for (_, e) in w.hub.ports(other) {
+                        let to_dead =
+                            matches!(e.chan, Channel::Interdomain { remote, .. } if remote == d);
+                        prop_assert!(!to_dead, "channel to a dead domain");
+                    }
                 }
-                for (_, e) in w.hub.ports(other) {
-                    let to_dead =
-                        matches!(e.chan, Channel::Interdomain { remote, .. } if remote == d);
-                    prop_assert!(!to_dead, "channel to a dead domain");
-                }
+                w.plat.remove_domain(d);
             }
-            w.plat.remove_domain(d);
-            w.add(d, cfg());
+            // Re-created only once no orphaned mapping keeps the id taken.
+            if w.hub.orphaned_mappings(d) == 0 {
+                w.add(d, cfg());
+            } else {
+                prop_assert_eq!(w.hub.add_domain(d, cfg(), &mut w.plat), Err(XenError::Busy));
+            }
+        }
+        Op::Touch { d, pick, off, byte } => {
+            let maps: Vec<GrantMapping> = w
+                .hub
+                .grant_table(d)
+                .unwrap()
+                .mappings()
+                .map(|(_, m)| *m)
+                .collect();
+            if let Some(m) = nth(&maps, pick) {
+                let off = usize::from(off);
+                let r = w.plat.write_gfn(d, m.gfn, off, &[byte]);
+                prop_assert_eq!(r.is_ok(), m.writable, "write through {:?}", m);
+                let mut b = [0u8];
+                prop_assert!(w.plat.read_gfn(d, m.gfn, off, &mut b).is_ok());
+                if m.writable {
+                    prop_assert_eq!(b[0], byte);
+                }
+                // The grantee and the granter (or its zombie page) agree.
+                let g = w.plat.granted_page(&m).unwrap()[off];
+                prop_assert_eq!(g, b[0]);
+            }
         }
         Op::Scribble {
             d,
@@ -536,13 +623,19 @@ fn run(ops: &[Op], hostile: bool) -> Result<(), TestCaseError> {
             prop_assert!(flags.is_ok(), "{:?} after {:?}", flags, op);
         }
     }
-    // Tear everything down: nothing may stay mapped or connected.
+    // Tear everything down: once every grantee is gone too, nothing may
+    // stay mapped, not even orphaned, and no zombie page is left.
     for d in 1..=3 {
-        w.hub.remove_domain(d, &mut w.plat).unwrap();
+        if w.hub.has_domain(d) {
+            w.hub.remove_domain(d, &mut w.plat).unwrap();
+        }
     }
     for d in 1..=3 {
-        prop_assert!(w.plat.domain(d).unwrap().ept_grants.is_empty());
+        prop_assert_eq!(w.hub.orphaned_mappings(d), 0);
+        w.plat.remove_domain(d);
     }
+    prop_assert!(w.plat.zombie_ram.is_empty());
+    prop_assert_eq!(w.plat.stray_unmaps, 0);
     Ok(())
 }
 
