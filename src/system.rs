@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 /// the same name: `unikernels/hello`, `unikernels/hostile`,
 /// `unikernels/rtcheck`, `netvm-uk/netvm`, `storevm-uk/storevm`,
 /// `fileserver-uk/fileserver`, `unikernels/blkback/blkback`,
-/// `unikernels/vchancheck`).
+/// `unikernels/vchancheck`, `storevm-uk/probe`).
 pub const GUESTS: &[&str] = &[
     "hello",
     "hostile",
@@ -46,6 +46,7 @@ pub const GUESTS: &[&str] = &[
     "fileserver",
     "blkback",
     "vchancheck",
+    "storeprobe",
 ];
 /// Most VMs in one system (the VMM's limit).
 pub const MAX_VMS: usize = 32;

@@ -381,15 +381,8 @@ pub fn plan_region(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::start_info::ram;
     use std::vec::Vec;
-
-    fn ram(addr: u64, size: u64) -> MemmapEntry {
-        MemmapEntry {
-            addr,
-            size,
-            kind: MemoryType::Ram,
-        }
-    }
 
     #[test]
     fn plan_picks_ram_above_image() {

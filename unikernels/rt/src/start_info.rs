@@ -6,29 +6,27 @@
 //! [`BootInfo`] that no longer points into boot memory, so the runtime may reuse
 //! that memory (for example as heap) afterwards.
 //!
-//! Layout reference: `xen/include/public/arch-x86/hvm/start_info.h`.
+//! The layout (`xen/include/public/arch-x86/hvm/start_info.h`) is the PVH
+//! loader's own ([`pvh_loader::layout`]): what the VMM writes is read here
+//! with the same offsets.
 
 #![forbid(unsafe_code)]
 
 use core::fmt;
 
+use pvh_loader::layout::{
+    memmap_entry as me, memmap_type, modlist_entry as mod_e, start_info as si, MEMMAP_ENTRY_SIZE,
+    MODLIST_ENTRY_SIZE, START_INFO_SIZE, START_INFO_V0_SIZE,
+};
+
 /// Value of `hvm_start_info.magic` ("xEn3" with the 0x80 bit of the "E" set).
-pub const MAGIC: u32 = 0x336e_c578;
+pub const MAGIC: u32 = pvh_loader::layout::MAGIC;
 /// Longest command line kept, including its terminating NUL.
 pub const MAX_CMDLINE: usize = 4096;
 /// Most memory-map entries accepted.
 pub const MAX_MEMMAP_ENTRIES: usize = 128;
 /// Most boot modules accepted.
 pub const MAX_MODULES: usize = 16;
-
-/// Size of the version-0 header (up to and including `rsdp_paddr`).
-const HEADER_V0_LEN: usize = 40;
-/// Size of the version-1 header (adds `memmap_paddr`, `memmap_entries`, `reserved`).
-const HEADER_V1_LEN: usize = 56;
-/// Size of one `struct hvm_modlist_entry`.
-const MODLIST_ENTRY_LEN: usize = 32;
-/// Size of one `struct hvm_memmap_table_entry`.
-const MEMMAP_ENTRY_LEN: usize = 24;
 
 /// Read access to guest-physical memory, as seen by the guest itself.
 pub trait PhysMemory {
@@ -128,13 +126,13 @@ impl MemoryType {
     /// Decodes the raw `type` field.
     pub const fn from_raw(raw: u32) -> Self {
         match raw {
-            1 => Self::Ram,
-            2 => Self::Reserved,
-            3 => Self::Acpi,
-            4 => Self::Nvs,
-            5 => Self::Unusable,
-            6 => Self::Disabled,
-            7 => Self::Pmem,
+            memmap_type::RAM => Self::Ram,
+            memmap_type::RESERVED => Self::Reserved,
+            memmap_type::ACPI => Self::Acpi,
+            memmap_type::NVS => Self::Nvs,
+            memmap_type::UNUSABLE => Self::Unusable,
+            memmap_type::DISABLED => Self::Disabled,
+            memmap_type::PMEM => Self::Pmem,
             other => Self::Other(other),
         }
     }
@@ -162,6 +160,16 @@ impl MemmapEntry {
     pub const fn end(&self) -> u64 {
         // Cannot overflow: checked when the entry was parsed.
         self.addr.wrapping_add(self.size)
+    }
+}
+
+/// A [`MemoryType::Ram`] entry, for tests that build memory maps.
+#[cfg(test)]
+pub(crate) const fn ram(addr: u64, size: u64) -> MemmapEntry {
+    MemmapEntry {
+        addr,
+        size,
+        kind: MemoryType::Ram,
     }
 }
 
@@ -267,19 +275,20 @@ impl BootInfo {
     /// are errors. A bad command line is not: it becomes empty and
     /// [`BootInfo::cmdline_error`] says why.
     pub fn parse(mem: &impl PhysMemory, paddr: u64) -> Result<Self, StartInfoError> {
-        let mut hdr = [0u8; HEADER_V1_LEN];
+        let mut hdr = [0u8; START_INFO_SIZE];
         let unreadable = |what, paddr| StartInfoError::Unreadable { what, paddr };
-        mem.read(paddr, &mut hdr[..8])
+        // `magic` and `version` first: they say how much more there is.
+        mem.read(paddr, &mut hdr[..si::FLAGS])
             .map_err(|_| unreadable("hvm_start_info", paddr))?;
-        let magic = le_u32(&hdr, 0);
+        let magic = le_u32(&hdr, si::MAGIC);
         if magic != MAGIC {
             return Err(StartInfoError::BadMagic(magic));
         }
-        let version = le_u32(&hdr, 4);
+        let version = le_u32(&hdr, si::VERSION);
         let hdr_len = if version >= 1 {
-            HEADER_V1_LEN
+            START_INFO_SIZE
         } else {
-            HEADER_V0_LEN
+            START_INFO_V0_SIZE
         };
         mem.read(paddr, &mut hdr[..hdr_len])
             .map_err(|_| unreadable("hvm_start_info", paddr))?;
@@ -287,8 +296,8 @@ impl BootInfo {
         let mut info = BootInfo {
             paddr,
             version,
-            flags: le_u32(&hdr, 8),
-            rsdp_paddr: le_u64(&hdr, 32),
+            flags: le_u32(&hdr, si::FLAGS),
+            rsdp_paddr: le_u64(&hdr, si::RSDP_PADDR),
             cmdline: [0; MAX_CMDLINE],
             cmdline_len: 0,
             cmdline_error: None,
@@ -298,20 +307,20 @@ impl BootInfo {
             modules_len: 0,
         };
 
-        let nr_modules = le_u32(&hdr, 12);
-        let modlist_paddr = le_u64(&hdr, 16);
+        let nr_modules = le_u32(&hdr, si::NR_MODULES);
+        let modlist_paddr = le_u64(&hdr, si::MODLIST_PADDR);
         if nr_modules as usize > MAX_MODULES {
             return Err(StartInfoError::TooManyModules(nr_modules));
         }
         for i in 0..nr_modules as usize {
-            let at = table_entry(modlist_paddr, i, MODLIST_ENTRY_LEN, "module list")?;
-            let mut e = [0u8; MODLIST_ENTRY_LEN];
+            let at = table_entry(modlist_paddr, i, MODLIST_ENTRY_SIZE, "module list")?;
+            let mut e = [0u8; MODLIST_ENTRY_SIZE];
             mem.read(at, &mut e)
                 .map_err(|_| unreadable("module list", at))?;
             let m = Module {
-                paddr: le_u64(&e, 0),
-                size: le_u64(&e, 8),
-                cmdline_paddr: le_u64(&e, 16),
+                paddr: le_u64(&e, mod_e::PADDR),
+                size: le_u64(&e, mod_e::SIZE),
+                cmdline_paddr: le_u64(&e, mod_e::CMDLINE_PADDR),
             };
             if m.paddr.checked_add(m.size).is_none() {
                 return Err(StartInfoError::ModuleOverflow(i));
@@ -321,20 +330,20 @@ impl BootInfo {
         }
 
         if version >= 1 {
-            let memmap_paddr = le_u64(&hdr, 40);
-            let entries = le_u32(&hdr, 48);
+            let memmap_paddr = le_u64(&hdr, si::MEMMAP_PADDR);
+            let entries = le_u32(&hdr, si::MEMMAP_ENTRIES);
             if entries as usize > MAX_MEMMAP_ENTRIES {
                 return Err(StartInfoError::TooManyMemmapEntries(entries));
             }
             for i in 0..entries as usize {
-                let at = table_entry(memmap_paddr, i, MEMMAP_ENTRY_LEN, "memory map")?;
-                let mut e = [0u8; MEMMAP_ENTRY_LEN];
+                let at = table_entry(memmap_paddr, i, MEMMAP_ENTRY_SIZE, "memory map")?;
+                let mut e = [0u8; MEMMAP_ENTRY_SIZE];
                 mem.read(at, &mut e)
                     .map_err(|_| unreadable("memory map", at))?;
                 let entry = MemmapEntry {
-                    addr: le_u64(&e, 0),
-                    size: le_u64(&e, 8),
-                    kind: MemoryType::from_raw(le_u32(&e, 16)),
+                    addr: le_u64(&e, me::ADDR),
+                    size: le_u64(&e, me::SIZE),
+                    kind: MemoryType::from_raw(le_u32(&e, me::TYPE)),
                 };
                 if entry.addr.checked_add(entry.size).is_none() {
                     return Err(StartInfoError::MemmapEntryOverflow(i));
@@ -344,7 +353,7 @@ impl BootInfo {
             }
         }
 
-        let cmdline_paddr = le_u64(&hdr, 24);
+        let cmdline_paddr = le_u64(&hdr, si::CMDLINE_PADDR);
         if cmdline_paddr != 0 {
             match read_c_string(mem, cmdline_paddr, &mut info.cmdline) {
                 Ok(len) => info.cmdline_len = len,
@@ -473,7 +482,7 @@ mod tests {
         .iter()
         .enumerate()
         {
-            let at = MAP + (i * MEMMAP_ENTRY_LEN) as u64;
+            let at = MAP + (i * MEMMAP_ENTRY_SIZE) as u64;
             m.put_u64(at, *addr);
             m.put_u64(at + 8, *size);
             m.put_u32(at + 16, *kind);
@@ -490,17 +499,41 @@ mod tests {
         assert_eq!(info.cmdline_error(), None);
         assert_eq!(info.rsdp_paddr(), Some(0xf_5000));
         assert_eq!(info.memmap().len(), 3);
-        assert_eq!(
-            info.memmap()[2],
-            MemmapEntry {
-                addr: 0x10_0000,
-                size: 0x3f0_0000,
-                kind: MemoryType::Ram
-            }
-        );
+        assert_eq!(info.memmap()[2], ram(0x10_0000, 0x3f0_0000));
         assert_eq!(info.memmap()[1].kind, MemoryType::Reserved);
         assert_eq!(info.ram_bytes(), 0x9_fc00 + 0x3f0_0000);
         assert!(info.modules().is_empty());
+    }
+
+    /// What the VMM's loader writes is what this parser reads.
+    #[test]
+    fn parses_what_the_loader_writes() {
+        use pvh_loader::{MemMapEntry, MemoryType as Kind, StartInfo};
+        let mut m = FakeMem::new(0x1000, 0x4000);
+        let si = StartInfo {
+            magic: pvh_loader::HVM_START_MAGIC,
+            version: 1,
+            flags: 3,
+            cmdline_paddr: CMD,
+            rsdp_paddr: 0xf_5000,
+            memmap_paddr: MAP,
+            memmap_entries: 2,
+            ..StartInfo::default()
+        };
+        m.put(SI, &si.to_bytes());
+        let map = [(0, 0x9_fc00, Kind::Ram), (0xf_0000, 0x1_0000, Kind::Acpi)];
+        for (i, (addr, size, kind)) in map.into_iter().enumerate() {
+            let e = MemMapEntry { addr, size, kind };
+            m.put(MAP + 24 * i as u64, &e.to_bytes());
+        }
+        m.put(CMD, b"console=ttyS0\0");
+        let info = BootInfo::parse(&m, SI).expect("the loader's start info");
+        assert_eq!((info.version(), info.flags()), (1, 3));
+        assert_eq!(info.cmdline(), "console=ttyS0");
+        assert_eq!(info.rsdp_paddr(), Some(0xf_5000));
+        assert_eq!(info.memmap()[0], ram(0, 0x9_fc00));
+        assert_eq!(info.memmap()[1].kind, MemoryType::Acpi);
+        assert_eq!(info.memmap().len(), 2);
     }
 
     #[test]

@@ -70,6 +70,7 @@
 
 mod elf;
 mod error;
+pub mod layout;
 mod memory;
 mod start_info;
 

@@ -1,14 +1,9 @@
 //! Xen's PVH start-of-day structures, encoded exactly as
 //! `xen/include/public/arch-x86/hvm/start_info.h` lays them out
-//! (little-endian, no implicit padding).
+//! ([`crate::layout`]: little-endian, no implicit padding).
 
-/// `XEN_HVM_START_MAGIC_VALUE`: "xEn3" with the 0x80 bit of the "E" set.
-pub const HVM_START_MAGIC: u32 = 0x336e_c578;
-
-/// Size of `struct hvm_start_info` (version 1).
-pub const START_INFO_SIZE: usize = 56;
-/// Size of `struct hvm_memmap_table_entry`.
-pub const MEMMAP_ENTRY_SIZE: usize = 24;
+use crate::layout::{memmap_entry as me, memmap_type, start_info as si};
+pub use crate::layout::{MAGIC as HVM_START_MAGIC, MEMMAP_ENTRY_SIZE, START_INFO_SIZE};
 
 /// `struct hvm_start_info`, version 1.
 ///
@@ -50,30 +45,34 @@ impl StartInfo {
     /// The structure's in-memory bytes (the reserved word is zero).
     pub fn to_bytes(&self) -> [u8; START_INFO_SIZE] {
         let mut b = [0u8; START_INFO_SIZE];
-        put(&mut b, 0, &self.magic.to_le_bytes());
-        put(&mut b, 4, &self.version.to_le_bytes());
-        put(&mut b, 8, &self.flags.to_le_bytes());
-        put(&mut b, 12, &self.nr_modules.to_le_bytes());
-        put(&mut b, 16, &self.modlist_paddr.to_le_bytes());
-        put(&mut b, 24, &self.cmdline_paddr.to_le_bytes());
-        put(&mut b, 32, &self.rsdp_paddr.to_le_bytes());
-        put(&mut b, 40, &self.memmap_paddr.to_le_bytes());
-        put(&mut b, 48, &self.memmap_entries.to_le_bytes());
+        put(&mut b, si::MAGIC, &self.magic.to_le_bytes());
+        put(&mut b, si::VERSION, &self.version.to_le_bytes());
+        put(&mut b, si::FLAGS, &self.flags.to_le_bytes());
+        put(&mut b, si::NR_MODULES, &self.nr_modules.to_le_bytes());
+        put(&mut b, si::MODLIST_PADDR, &self.modlist_paddr.to_le_bytes());
+        put(&mut b, si::CMDLINE_PADDR, &self.cmdline_paddr.to_le_bytes());
+        put(&mut b, si::RSDP_PADDR, &self.rsdp_paddr.to_le_bytes());
+        put(&mut b, si::MEMMAP_PADDR, &self.memmap_paddr.to_le_bytes());
+        put(
+            &mut b,
+            si::MEMMAP_ENTRIES,
+            &self.memmap_entries.to_le_bytes(),
+        );
         b
     }
 
     /// Decodes the structure (as a guest would read it).
     pub fn from_bytes(b: &[u8; START_INFO_SIZE]) -> Self {
         StartInfo {
-            magic: get32(b, 0),
-            version: get32(b, 4),
-            flags: get32(b, 8),
-            nr_modules: get32(b, 12),
-            modlist_paddr: get64(b, 16),
-            cmdline_paddr: get64(b, 24),
-            rsdp_paddr: get64(b, 32),
-            memmap_paddr: get64(b, 40),
-            memmap_entries: get32(b, 48),
+            magic: get32(b, si::MAGIC),
+            version: get32(b, si::VERSION),
+            flags: get32(b, si::FLAGS),
+            nr_modules: get32(b, si::NR_MODULES),
+            modlist_paddr: get64(b, si::MODLIST_PADDR),
+            cmdline_paddr: get64(b, si::CMDLINE_PADDR),
+            rsdp_paddr: get64(b, si::RSDP_PADDR),
+            memmap_paddr: get64(b, si::MEMMAP_PADDR),
+            memmap_entries: get32(b, si::MEMMAP_ENTRIES),
         }
     }
 }
@@ -97,22 +96,22 @@ impl MemoryType {
     /// The numeric type written to the table.
     pub fn value(self) -> u32 {
         match self {
-            MemoryType::Ram => 1,
-            MemoryType::Reserved => 2,
-            MemoryType::Acpi => 3,
-            MemoryType::Nvs => 4,
-            MemoryType::Unusable => 5,
+            MemoryType::Ram => memmap_type::RAM,
+            MemoryType::Reserved => memmap_type::RESERVED,
+            MemoryType::Acpi => memmap_type::ACPI,
+            MemoryType::Nvs => memmap_type::NVS,
+            MemoryType::Unusable => memmap_type::UNUSABLE,
         }
     }
 
     /// The type for a numeric value, if it is one of these.
     pub fn from_value(v: u32) -> Option<Self> {
         Some(match v {
-            1 => MemoryType::Ram,
-            2 => MemoryType::Reserved,
-            3 => MemoryType::Acpi,
-            4 => MemoryType::Nvs,
-            5 => MemoryType::Unusable,
+            memmap_type::RAM => MemoryType::Ram,
+            memmap_type::RESERVED => MemoryType::Reserved,
+            memmap_type::ACPI => MemoryType::Acpi,
+            memmap_type::NVS => MemoryType::Nvs,
+            memmap_type::UNUSABLE => MemoryType::Unusable,
             _ => return None,
         })
     }
@@ -133,18 +132,18 @@ impl MemMapEntry {
     /// The entry's in-memory bytes (the reserved word is zero).
     pub fn to_bytes(&self) -> [u8; MEMMAP_ENTRY_SIZE] {
         let mut b = [0u8; MEMMAP_ENTRY_SIZE];
-        put(&mut b, 0, &self.addr.to_le_bytes());
-        put(&mut b, 8, &self.size.to_le_bytes());
-        put(&mut b, 16, &self.kind.value().to_le_bytes());
+        put(&mut b, me::ADDR, &self.addr.to_le_bytes());
+        put(&mut b, me::SIZE, &self.size.to_le_bytes());
+        put(&mut b, me::TYPE, &self.kind.value().to_le_bytes());
         b
     }
 
     /// Decodes an entry; `None` for an unknown type.
     pub fn from_bytes(b: &[u8; MEMMAP_ENTRY_SIZE]) -> Option<Self> {
         Some(MemMapEntry {
-            addr: get64(b, 0),
-            size: get64(b, 8),
-            kind: MemoryType::from_value(get32(b, 16))?,
+            addr: get64(b, me::ADDR),
+            size: get64(b, me::SIZE),
+            kind: MemoryType::from_value(get32(b, me::TYPE))?,
         })
     }
 }

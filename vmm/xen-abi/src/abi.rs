@@ -40,6 +40,12 @@ pub mod hypercall {
     pub const HVM_OP: u64 = 34;
     /// `iret`: PV only; its hypercall-page stub is `ud2`.
     pub const IRET: u64 = 23;
+    /// Bytes of one stub in the hypercall page: hypercall `N` is a call to
+    /// `page + STUB_SIZE * N`.
+    pub const STUB_SIZE: usize = 32;
+    /// Stubs in the hypercall page (`PAGE_SIZE / STUB_SIZE`): hypercall
+    /// numbers at or above this have none.
+    pub const STUBS: u64 = (super::PAGE_SIZE / STUB_SIZE) as u64;
 }
 
 /// `EVTCHNOP_*` commands and their argument layouts (identical in both ABIs).
@@ -132,6 +138,9 @@ pub mod gnttabop {
     /// `GNTTAB_RESERVED_XENSTORE`: the entry the toolstack seeds with the
     /// domain's store ring, granted to the store's domain.
     pub const RESERVED_XENSTORE: u32 = 1;
+    /// `GNTTAB_NR_RESERVED_ENTRIES`: references below this are the
+    /// toolstack's; a guest hands out only those at or above it.
+    pub const NR_RESERVED_ENTRIES: u32 = 8;
 
     /// Bits of the command word above this mask are continuation state; a
     /// guest must pass zero there.

@@ -13,7 +13,7 @@ use super::ops::{self, ChannelStatus, Hypercall};
 use super::page::Page;
 use super::store::{StoreError, StoreLink, XenStore};
 use super::window::{self, Window};
-use super::{detect_with, stub_ok, Errno, InitError, XenInfo, UPCALL_VECTOR};
+use super::{detect_with, stub_ok, Errno, InitError, XenInfo, HYPERCALLS_USED, UPCALL_VECTOR};
 use crate::dma::{DmaError, DmaRegion};
 use crate::time::{self, Instant};
 
@@ -57,7 +57,7 @@ impl Hypercall for HypercallPage {
         if !HYPERCALLS_READY.load(Ordering::Acquire) || nr >= hypercall::STUBS {
             return -i64::from(Errno::ENOSYS.errno());
         }
-        let entry = hypercall_page_gpa() + 32 * nr;
+        let entry = hypercall_page_gpa() + hypercall::STUB_SIZE as u64 * nr;
         let ret: i64;
         // SAFETY: the hypervisor filled the page with Xen's stubs (checked
         // before HYPERCALLS_READY was set): `mov eax, nr; vmcall; ret`. The
@@ -163,14 +163,7 @@ fn setup() -> Result<Xen, InitError> {
         // wrote it behind the compiler's back.
         *b = unsafe { core::ptr::read_volatile((gpa as *const u8).add(i)) };
     }
-    let used = [
-        hypercall::MEMORY_OP,
-        hypercall::XEN_VERSION,
-        hypercall::GRANT_TABLE_OP,
-        hypercall::EVENT_CHANNEL_OP,
-        hypercall::HVM_OP,
-    ];
-    if !used.iter().all(|&nr| stub_ok(&copy, nr)) {
+    if !HYPERCALLS_USED.iter().all(|&nr| stub_ok(&copy, nr)) {
         return Err(InitError::HypercallPage(gpa));
     }
     HYPERCALLS_READY.store(true, Ordering::Release);
@@ -198,7 +191,7 @@ fn setup() -> Result<Xen, InitError> {
     ops::set_param(
         h,
         hvmop::PARAM_CALLBACK_IRQ,
-        hvmop::CALLBACK_TYPE_VECTOR | u64::from(UPCALL_VECTOR),
+        ops::callback_vector(UPCALL_VECTOR),
     )
     .map_err(failed("hvm_op(set_param HVM_PARAM_CALLBACK_IRQ)"))?;
     events::scan(&shinfo, &FIRED, true);

@@ -39,13 +39,14 @@
 //! 4 KiB (at most 64), mapped grants from base + 1 MiB (4096 frames). See
 //! [`window`].
 //!
-//! On other targets only the logic is built ([`abi`] numbers, [`Errno`],
-//! [`ops`] encodings, [`events`] scanning, [`grant`] entries, [`ring`]
+//! The ABI's numbers and layouts are the VMM's own ([`abi`], from
+//! `xen_abi`), so guest and hypervisor cannot disagree on them.
+//!
+//! On other targets only the logic is built ([`Errno`], [`ops`] encodings, [`events`] scanning, [`grant`] entries, [`ring`]
 //! arithmetic, the [`store`] client, [`window`] planning), for host tests.
 
 pub(crate) extern crate alloc;
 
-pub mod abi;
 mod error;
 pub mod events;
 pub mod grant;
@@ -60,12 +61,17 @@ mod hw;
 #[cfg(test)]
 mod sim;
 
-pub use abi::{DomId, GrantHandle, GrantRef, Port, DOMID_SELF};
 pub use error::{Errno, GntStatus};
 pub use grant::GrantError;
 pub use ops::ChannelStatus;
 pub use page::Page;
 pub use store::{StoreError, StoreLink, Tx, WatchEvent, XenStore};
+/// Xen's public numbers and layouts (`xen.h`, `event_channel.h`, …) as the
+/// VMM implements them.
+pub use xen_abi::abi;
+pub use xen_abi::abi::{DomId, GrantHandle, GrantRef, Port, DOMID_SELF};
+/// Xen's signature in EBX, ECX, EDX of the base leaf: "XenVMMXenVMM".
+pub use xen_abi::cpuid::SIGNATURE;
 
 #[cfg(target_os = "none")]
 pub(crate) use hw::upcall;
@@ -78,12 +84,10 @@ use core::fmt;
 /// `HYPERVISOR_CALLBACK_VECTOR`); outside the device vectors of [`crate::irq`].
 pub const UPCALL_VECTOR: u8 = 0xf3;
 
-/// The first CPUID leaf looked at.
-pub const CPUID_FIRST: u32 = 0x4000_0000;
-/// The last CPUID leaf looked at.
+/// The first CPUID leaf looked at (Xen's first block of hypervisor leaves).
+pub const CPUID_FIRST: u32 = xen_abi::cpuid::XEN_BASE;
+/// The last CPUID leaf looked at (as Linux: 0x100 blocks up to here).
 pub const CPUID_LAST: u32 = 0x4001_0000;
-/// Xen's signature in EBX, ECX, EDX of the base leaf: "XenVMMXenVMM".
-pub const SIGNATURE: [u32; 3] = [0x566e_6558, 0x6558_4d4d, 0x4d4d_566e];
 
 /// What CPUID says about Xen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,7 +116,7 @@ pub fn detect_with(mut cpuid: impl FnMut(u32) -> [u32; 4]) -> Option<XenInfo> {
         }
         let domid = if max >= base + 4 {
             let [flags, _, id, _] = cpuid(base + 4);
-            (flags & (1 << 4) != 0)
+            (flags & xen_abi::cpuid::HVM_CPUID_DOMID_PRESENT != 0)
                 .then(|| DomId::try_from(id).ok())
                 .flatten()
         } else {
@@ -179,10 +183,22 @@ impl fmt::Display for InitError {
     }
 }
 
+/// The hypercalls the runtime makes: [`init`] checks the page has their stubs.
+pub const HYPERCALLS_USED: [u64; 5] = {
+    use abi::hypercall::*;
+    [
+        MEMORY_OP,
+        XEN_VERSION,
+        GRANT_TABLE_OP,
+        EVENT_CHANNEL_OP,
+        HVM_OP,
+    ]
+};
+
 /// Checks the hypercall page: stub `nr` must be `mov eax, nr` (B8 imm32)
 /// followed by a `vmcall`/`vmmcall` — what Xen and cloister's VMM write.
 pub fn stub_ok(page: &[u8], nr: u64) -> bool {
-    let off = (nr * 32) as usize;
+    let off = (nr * abi::hypercall::STUB_SIZE as u64) as usize;
     let Some(stub) = page.get(off..off + 8) else {
         return false;
     };
@@ -220,7 +236,6 @@ mod tests {
                 domid: Some(7),
             }
         );
-        assert_eq!(SIGNATURE, xen_abi::cpuid::SIGNATURE);
     }
 
     #[test]
@@ -270,11 +285,11 @@ mod tests {
     fn hypercall_page_check() {
         let mut page = [0u8; 4096];
         xen_abi::cpuid::write_hypercall_page(&mut page);
-        for nr in [12, 17, 20, 32, 34] {
+        for nr in HYPERCALLS_USED {
             assert!(stub_ok(&page, nr));
         }
         assert!(!stub_ok(&page, 23), "iret is ud2");
-        assert!(!stub_ok(&page, 128));
+        assert!(!stub_ok(&page, abi::hypercall::STUBS));
         assert!(!stub_ok(&[0; 4096], 17));
     }
 

@@ -1,6 +1,7 @@
 //! Hypercall argument encoding: each operation builds its argument struct
-//! as bytes at the offsets of Xen's public headers (64-bit ABI), makes the
-//! call through a [`Hypercall`] implementation and decodes the results.
+//! as bytes at the offsets of Xen's public headers (64-bit ABI; the numbers,
+//! sizes and offsets are those of [`xen_abi::abi`]), makes the call through
+//! a [`Hypercall`] implementation and decodes the results.
 //!
 //! Argument pointers are linear addresses of the caller's stack buffers;
 //! under the runtime's identity mapping they are also guest-physical.
@@ -50,13 +51,13 @@ fn call(h: &impl Hypercall, nr: u64, a1: u64, arg: &mut [u8], a3: u64) -> Result
     Errno::check(h.hypercall(nr, [a1, arg.as_mut_ptr() as u64, a3, 0, 0]))
 }
 
-fn evtchn(h: &impl Hypercall, cmd: u64, arg: &mut [u8]) -> Result<(), Errno> {
-    call(h, hypercall::EVENT_CHANNEL_OP, cmd, arg, 0).map(drop)
+fn evtchn(h: &impl Hypercall, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
+    call(h, hypercall::EVENT_CHANNEL_OP, cmd.into(), arg, 0).map(drop)
 }
 
 /// `EVTCHNOP_alloc_unbound`: a new port of this domain that `remote` may bind.
 pub fn alloc_unbound(h: &impl Hypercall, remote: DomId) -> Result<Port, Errno> {
-    let mut a = [0u8; 8];
+    let mut a = [0u8; evtchnop::ALLOC_UNBOUND_SIZE];
     put(&mut a, 0, &DOMID_SELF.to_le_bytes());
     put(&mut a, 2, &remote.to_le_bytes());
     evtchn(h, evtchnop::ALLOC_UNBOUND, &mut a)?;
@@ -70,7 +71,7 @@ pub fn bind_interdomain(
     remote: DomId,
     remote_port: Port,
 ) -> Result<Port, Errno> {
-    let mut a = [0u8; 12];
+    let mut a = [0u8; evtchnop::BIND_INTERDOMAIN_SIZE];
     put(&mut a, 0, &remote.to_le_bytes());
     put(&mut a, 4, &remote_port.to_le_bytes());
     evtchn(h, evtchnop::BIND_INTERDOMAIN, &mut a)?;
@@ -79,15 +80,15 @@ pub fn bind_interdomain(
 
 /// `EVTCHNOP_bind_virq`: a new port for virtual IRQ `virq` on `vcpu`.
 pub fn bind_virq(h: &impl Hypercall, virq: u32, vcpu: u32) -> Result<Port, Errno> {
-    let mut a = [0u8; 12];
+    let mut a = [0u8; evtchnop::BIND_VIRQ_SIZE];
     put(&mut a, 0, &virq.to_le_bytes());
     put(&mut a, 4, &vcpu.to_le_bytes());
     evtchn(h, evtchnop::BIND_VIRQ, &mut a)?;
     Ok(get_u32(&a, 8))
 }
 
-fn port_op(h: &impl Hypercall, cmd: u64, port: Port) -> Result<(), Errno> {
-    let mut a = port.to_le_bytes();
+fn port_op(h: &impl Hypercall, cmd: u32, port: Port) -> Result<(), Errno> {
+    let mut a: [u8; evtchnop::PORT_ONLY_SIZE] = port.to_le_bytes();
     evtchn(h, cmd, &mut a)
 }
 
@@ -131,7 +132,7 @@ pub enum ChannelStatus {
 
 /// `EVTCHNOP_status` of this domain's `port`; also the vCPU it notifies.
 pub fn status(h: &impl Hypercall, port: Port) -> Result<(ChannelStatus, u32), Errno> {
-    let mut a = [0u8; 24];
+    let mut a = [0u8; evtchnop::STATUS_SIZE];
     put(&mut a, 0, &DOMID_SELF.to_le_bytes());
     put(&mut a, 4, &port.to_le_bytes());
     evtchn(h, evtchnop::STATUS, &mut a)?;
@@ -161,11 +162,11 @@ pub enum GntOpError {
 
 fn gnttab(
     h: &impl Hypercall,
-    cmd: u64,
+    cmd: u32,
     arg: &mut [u8],
     status_off: usize,
 ) -> Result<(), GntOpError> {
-    call(h, hypercall::GRANT_TABLE_OP, cmd, arg, 1).map_err(GntOpError::Errno)?;
+    call(h, hypercall::GRANT_TABLE_OP, cmd.into(), arg, 1).map_err(GntOpError::Errno)?;
     let st = get_u16(arg, status_off) as i16;
     if st != 0 {
         return Err(GntOpError::Status(GntStatus(st)));
@@ -175,7 +176,7 @@ fn gnttab(
 
 /// `GNTTABOP_query_size` for this domain: (frames now, most frames).
 pub fn query_size(h: &impl Hypercall) -> Result<(u32, u32), GntOpError> {
-    let mut a = [0u8; 16];
+    let mut a = [0u8; gnttabop::QUERY_SIZE_SIZE];
     put(&mut a, 0, &DOMID_SELF.to_le_bytes());
     gnttab(h, gnttabop::QUERY_SIZE, &mut a, 12)?;
     Ok((get_u32(&a, 4), get_u32(&a, 8)))
@@ -194,7 +195,7 @@ pub fn map_grant_ref(
     if readonly {
         flags |= gnttabop::GNTMAP_READONLY;
     }
-    let mut a = [0u8; 32];
+    let mut a = [0u8; gnttabop::MAP_SIZE];
     put(&mut a, 0, &host_addr.to_le_bytes());
     put(&mut a, 8, &flags.to_le_bytes());
     put(&mut a, 12, &gref.to_le_bytes());
@@ -209,7 +210,7 @@ pub fn unmap_grant_ref(
     host_addr: u64,
     handle: GrantHandle,
 ) -> Result<(), GntOpError> {
-    let mut a = [0u8; 24];
+    let mut a = [0u8; gnttabop::UNMAP_SIZE];
     put(&mut a, 0, &host_addr.to_le_bytes());
     put(&mut a, 16, &handle.to_le_bytes());
     gnttab(h, gnttabop::UNMAP_GRANT_REF, &mut a, 20)
@@ -218,17 +219,18 @@ pub fn unmap_grant_ref(
 /// `XENMEM_add_to_physmap` for this domain: puts page `idx` of `space`
 /// at guest frame `gpfn`.
 pub fn add_to_physmap(h: &impl Hypercall, space: u32, idx: u64, gpfn: u64) -> Result<(), Errno> {
-    let mut a = [0u8; 24];
+    let mut a = [0u8; xenmem::ADD_TO_PHYSMAP_SIZE_64];
     put(&mut a, 0, &DOMID_SELF.to_le_bytes());
     put(&mut a, 4, &space.to_le_bytes());
     put(&mut a, 8, &idx.to_le_bytes());
     put(&mut a, 16, &gpfn.to_le_bytes());
-    call(h, hypercall::MEMORY_OP, xenmem::ADD_TO_PHYSMAP, &mut a, 0).map(drop)
+    let cmd = xenmem::ADD_TO_PHYSMAP.into();
+    call(h, hypercall::MEMORY_OP, cmd, &mut a, 0).map(drop)
 }
 
 /// `HVMOP_get_param` of this domain.
 pub fn get_param(h: &impl Hypercall, index: u32) -> Result<u64, Errno> {
-    let mut a = [0u8; 16];
+    let mut a = [0u8; hvmop::PARAM_SIZE];
     put(&mut a, 0, &DOMID_SELF.to_le_bytes());
     put(&mut a, 4, &index.to_le_bytes());
     call(h, hypercall::HVM_OP, hvmop::GET_PARAM, &mut a, 0)?;
@@ -237,7 +239,7 @@ pub fn get_param(h: &impl Hypercall, index: u32) -> Result<u64, Errno> {
 
 /// `HVMOP_set_param` of this domain.
 pub fn set_param(h: &impl Hypercall, index: u32, value: u64) -> Result<(), Errno> {
-    let mut a = [0u8; 16];
+    let mut a = [0u8; hvmop::PARAM_SIZE];
     put(&mut a, 0, &DOMID_SELF.to_le_bytes());
     put(&mut a, 4, &index.to_le_bytes());
     put(&mut a, 8, &value.to_le_bytes());
@@ -246,6 +248,13 @@ pub fn set_param(h: &impl Hypercall, index: u32, value: u64) -> Result<(), Errno
 
 /// `XENVER_version`: (major, minor).
 pub fn version(h: &impl Hypercall) -> Result<(u16, u16), Errno> {
-    let v = Errno::check(h.hypercall(hypercall::XEN_VERSION, [xenver::VERSION, 0, 0, 0, 0]))?;
+    let cmd = xenver::VERSION.into();
+    let v = Errno::check(h.hypercall(hypercall::XEN_VERSION, [cmd, 0, 0, 0, 0]))?;
     Ok(((v >> 16) as u16, v as u16))
+}
+
+/// The `HVM_PARAM_CALLBACK_IRQ` value that has upcalls injected as IDT
+/// vector `vector` (`HVM_PARAM_CALLBACK_TYPE_VECTOR`).
+pub const fn callback_vector(vector: u8) -> u64 {
+    (hvmop::CALLBACK_TYPE_VECTOR << hvmop::CALLBACK_TYPE_SHIFT) | vector as u64
 }

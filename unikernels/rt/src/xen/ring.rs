@@ -40,26 +40,9 @@ impl RingMem for Page<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::abi::xenstore;
     use super::super::alloc::vec::Vec;
     use super::super::page::testing::TestPage;
     use super::*;
-
-    #[test]
-    fn the_abi_constants_are_the_engines() {
-        assert_eq!(
-            (
-                xenstore::REQ,
-                xenstore::RSP,
-                xenstore::REQ_CONS,
-                xenstore::REQ_PROD,
-                xenstore::RSP_CONS,
-                xenstore::RSP_PROD,
-                xenstore::RING_SIZE,
-            ),
-            (0, 1024, REQ_CONS, REQ_PROD, RSP_CONS, RSP_PROD, RING_SIZE)
-        );
-    }
 
     /// The engine's ring code on a real shared page: data and indices land
     /// where xs_wire.h puts them, across the wrap of the ring and the index.

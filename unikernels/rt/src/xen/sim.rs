@@ -17,7 +17,7 @@ use core::cell::RefCell;
 use xen_abi::model::ModelPlatform;
 use xen_abi::{DomainConfig, GuestMem, Hub, HubConfig, MemFault, Mode, Platform, Regs};
 
-use super::abi::{gnttabop, hvmop, xenmem, DomId, Port};
+use super::abi::{gnttabop, hvmop, shared_info, xenmem, DomId, Port};
 use super::events::{self, PortSet};
 use super::grant::{GrantError, Grants};
 use super::ops::{self, ChannelStatus, GntOpError, Hypercall};
@@ -186,7 +186,7 @@ impl<'w> Dom<'w> {
 
     /// Whether `evtchn_upcall_pending` is set (the VMM would inject).
     pub fn upcall_pending(&self) -> bool {
-        self.shinfo().load_u8(0) == Some(1)
+        self.shinfo().load_u8(shared_info::UPCALL_PENDING) == Some(1)
     }
 
     /// What the upcall handler would do.
@@ -227,12 +227,7 @@ fn event_channels_between_two_domains() {
     assert_eq!(ops::version(&a), Ok((4, 19)));
     for d in [a, b] {
         ops::add_to_physmap(&d, xenmem::SPACE_SHARED_INFO, 0, 0x80000).unwrap();
-        ops::set_param(
-            &d,
-            hvmop::PARAM_CALLBACK_IRQ,
-            hvmop::CALLBACK_TYPE_VECTOR | 0xf3,
-        )
-        .unwrap();
+        ops::set_param(&d, hvmop::PARAM_CALLBACK_IRQ, ops::callback_vector(0xf3)).unwrap();
     }
     assert_eq!(
         ops::get_param(&a, hvmop::PARAM_CALLBACK_IRQ),

@@ -608,8 +608,8 @@ impl<L: StoreLink> XenStore<L> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::abi::xenstore::{REQ_CONS, REQ_PROD, RING_SIZE, RSP_CONS, RSP_PROD};
     use super::super::page::testing::TestPage;
+    use super::super::ring::{REQ_CONS, REQ_PROD, RING_SIZE, RSP_CONS, RSP_PROD};
     use super::*;
     use alloc::boxed::Box;
     use alloc::string::ToString;

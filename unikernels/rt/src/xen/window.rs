@@ -93,15 +93,7 @@ pub fn plan(memmap: &[MemmapEntry], avoid: &[(u64, u64)]) -> Option<Window> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::start_info::MemoryType;
-
-    fn ram(addr: u64, size: u64) -> MemmapEntry {
-        MemmapEntry {
-            addr,
-            size,
-            kind: MemoryType::Ram,
-        }
-    }
+    use crate::start_info::{ram, MemoryType};
 
     #[test]
     fn default_window_above_small_ram() {
