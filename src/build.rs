@@ -408,7 +408,8 @@ pub fn system_rs(system: &System, guests: &Guests) -> Result<String, BuildError>
 }
 
 /// FNV-1a (64-bit): a hash that is stable across Rust versions, for naming
-/// build directories.
+/// build directories; also the checksum the guests print, which the tests
+/// recompute.
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
@@ -437,7 +438,7 @@ mod tests {
     fn system_table() {
         let system = System::parse(
             "[[vm]]\nname = \"hello\"\nimage = \"hello\"\nram = \"8M\"\n\
-             cmdline = \"a=\\\"b\\\" \\\\ \\u00e9\"\n\
+             cmdline = \"a=\\\"b\\\" \\\\ \\u00e9\"\nxen = \"store\"\n\
              [[vm]]\nname = \"bad\"\nimage = \"hostile\"\nram = \"2M\"\nexpect = \"stopped\"\n",
             Path::new("/x/s.toml"),
         )
@@ -452,9 +453,11 @@ mod tests {
             [
                 "pub static VMS: &[VmSpec] = &[",
                 "    VmSpec { name: \"hello\", ram: 8388608, cmdline: \"a=\\\"b\\\" \\\\ é\", \
-                 image: include_bytes!(\"/g/hello\"), expect_clean: true, console: false, linux: false, initrd: b\"\" },",
+                 image: include_bytes!(\"/g/hello\"), expect_clean: true, console: false, linux: false, initrd: b\"\", \
+                 xen: Xen::Store },",
                 "    VmSpec { name: \"bad\", ram: 2097152, cmdline: \"\", \
-                 image: include_bytes!(\"/g/host\\\"ile\"), expect_clean: false, console: false, linux: false, initrd: b\"\" },",
+                 image: include_bytes!(\"/g/host\\\"ile\"), expect_clean: false, console: false, linux: false, initrd: b\"\", \
+                 xen: Xen::None },",
                 "];",
             ]
         );

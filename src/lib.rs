@@ -4,10 +4,12 @@
 //! root task that embeds them ([`build`]), packs seL4 and the root task into a
 //! GRUB ISO ([`iso`]) and boots it in Bochs ([`bochs`]), reading the VMM's
 //! report from the serial console ([`summary`]). [`qemu`] boots a single
-//! unikernel bare, without seL4.
+//! unikernel bare, without seL4. [`fulltest`] is the harness of the
+//! full-system tests.
 
 pub mod bochs;
 pub mod build;
+pub mod fulltest;
 pub mod iso;
 pub mod qemu;
 pub mod summary;

@@ -39,6 +39,20 @@ impl QemuRun {
     pub fn lines(&self) -> impl Iterator<Item = &str> {
         self.output.lines()
     }
+
+    /// QEMU's status, the guest's exit code, whether the run timed out, the
+    /// console and QEMU's stderr: the context of a failure message.
+    pub fn context(&self) -> String {
+        format!(
+            "QEMU status {:?} (guest exit {:?}), timed out {}\n--- console ---\n{}\n\
+             --- stderr ---\n{}",
+            self.status,
+            self.guest_exit_code(),
+            self.timed_out,
+            self.output,
+            self.stderr
+        )
+    }
 }
 
 /// Why QEMU could not be run.
@@ -151,6 +165,33 @@ pub fn run_elf(
         timed_out,
         stderr: text(err),
     })
+}
+
+/// [`run_elf`] for tests: the run, or a panic saying why QEMU could not
+/// run (and, when it is not installed, how to install it).
+#[track_caller]
+pub fn run_elf_or_panic(elf: &Path, cmdline: &str, mem_mib: u32, timeout: Duration) -> QemuRun {
+    or_panic(run_elf(elf, cmdline, mem_mib, timeout))
+}
+
+/// [`spawn`] for tests: the running QEMU, or a panic saying why it could not
+/// start (and, when it is not installed, how to install it).
+#[track_caller]
+pub fn spawn_or_panic(elf: &Path, cmdline: &str, config: &QemuConfig) -> Running {
+    or_panic(spawn(elf, cmdline, config))
+}
+
+/// The value, or a panic with the error; when QEMU is not installed, it
+/// also points at the README's test command, which installs it.
+#[track_caller]
+fn or_panic<T>(result: Result<T, QemuError>) -> T {
+    match result {
+        Ok(v) => v,
+        Err(e @ QemuError::NotInstalled) => panic!(
+            "{e}\n(the README's test command installs it: apt-get install -y qemu-system-x86)"
+        ),
+        Err(e) => panic!("{e}"),
+    }
 }
 
 /// How to run a guest that talks to the outside while it runs (the NetVM):

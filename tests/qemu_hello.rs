@@ -2,7 +2,7 @@
 //! note, greets, echoes its command line, prints the checksum the host
 //! computes, and exits with code 0.
 
-use cloister::qemu::{self, QemuError};
+use cloister::qemu;
 use hello::{checksum_line, expected_checksum, PATTERN_LEN, PATTERN_SEED};
 use std::path::Path;
 use std::time::Duration;
@@ -18,17 +18,8 @@ const CMDLINE: &str = "greeting=world note=\"from the qemu test\" x=1";
 
 #[test]
 fn hello_boots_bare_in_qemu() {
-    let run = match qemu::run_elf(Path::new(HELLO_ELF), CMDLINE, 64, Duration::from_secs(120)) {
-        Ok(run) => run,
-        Err(e @ QemuError::NotInstalled) => panic!(
-            "{e}\n(the README's test command installs it: apt-get install -y qemu-system-x86)"
-        ),
-        Err(e) => panic!("{e}"),
-    };
-    let context = format!(
-        "QEMU status {:?}, timed out {}\n--- console ---\n{}\n--- stderr ---\n{}",
-        run.status, run.timed_out, run.output, run.stderr
-    );
+    let run = qemu::run_elf_or_panic(Path::new(HELLO_ELF), CMDLINE, 64, Duration::from_secs(120));
+    let context = run.context();
     assert!(!run.timed_out, "QEMU timed out\n{context}");
     let lines: Vec<&str> = run.lines().collect();
     assert!(

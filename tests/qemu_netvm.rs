@@ -18,7 +18,7 @@
 //! paths: the `pc` machine (configuration mechanism #1 instead of ECAM) and
 //! polling instead of interrupts.
 
-use cloister::qemu::{self, QemuConfig, QemuError, Running};
+use cloister::qemu::{self, QemuConfig, Running};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::Path;
@@ -42,20 +42,6 @@ const LISTENING: &str = "netvm: eth0: echo: listening on tcp port 7";
 const FOOTPRINT: &str = "netvm: footprint: ";
 const DONE: &str = "netvm: done after 1 echo connections";
 
-/// xorshift64*: the random bytes, from a seed printed on failure.
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 fn boot(machine: &str, cmdline: &str) -> (Running, u16) {
     let port = qemu::free_local_port().expect("a free local port");
     let config = QemuConfig {
@@ -68,13 +54,10 @@ fn boot(machine: &str, cmdline: &str) -> (Running, u16) {
             "e1000,netdev=n0".into(),
         ],
     };
-    match qemu::spawn(Path::new(NETVM_ELF), cmdline, &config) {
-        Ok(r) => (r, port),
-        Err(e @ QemuError::NotInstalled) => panic!(
-            "{e}\n(the README's test command installs it: apt-get install -y qemu-system-x86)"
-        ),
-        Err(e) => panic!("{e}"),
-    }
+    (
+        qemu::spawn_or_panic(Path::new(NETVM_ELF), cmdline, &config),
+        port,
+    )
 }
 
 /// The first console line starting with `prefix`, already seen or within
@@ -127,7 +110,9 @@ fn check_echo(run: &mut Running, port: u16, len: usize) -> Duration {
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_nanos() as u64);
-    let data = random_bytes(len, seed);
+    // xorshift64*: the random bytes, from a seed printed on failure.
+    let mut data = vec![0; len];
+    hello::fill_pattern(&mut data, seed);
     let start = Instant::now();
     let got = echo(port, &data);
     let took = start.elapsed();
@@ -159,10 +144,7 @@ fn netvm_serves_the_e1000_network() {
         .wait_for(ECHO_TIMEOUT, |l| l.ends_with(&closed))
         .unwrap_or_else(|| panic!("no `{closed}` line\n{}", run.console().join("\n")));
     let result = run.finish(Duration::from_secs(60));
-    let context = format!(
-        "QEMU status {:?}, timed out {}\n--- console ---\n{}\n--- stderr ---\n{}",
-        result.status, result.timed_out, result.output, result.stderr
-    );
+    let context = result.context();
     assert_eq!(
         result.guest_exit_code(),
         Some(0),
@@ -209,10 +191,7 @@ fn netvm_polls_on_the_pc_machine() {
     expect_line(&mut run, LISTENING, BOOT_TIMEOUT);
     check_echo(&mut run, port, 1 << 20);
     let result = run.finish(Duration::from_secs(60));
-    let context = format!(
-        "QEMU status {:?}, timed out {}\n--- console ---\n{}\n--- stderr ---\n{}",
-        result.status, result.timed_out, result.output, result.stderr
-    );
+    let context = result.context();
     assert_eq!(
         result.guest_exit_code(),
         Some(0),

@@ -5,20 +5,14 @@
 //! `virtio-drivers` (sector 0's checksum, and a write of sector 1 that must
 //! reach the image file).
 
-use cloister::qemu::{self, QemuConfig, QemuError};
+use cloister::build::fnv1a64;
+use cloister::qemu::{self, QemuConfig};
 use std::path::Path;
 use std::time::Duration;
 
 /// The rtcheck ELF, built by build.rs.
 const RTCHECK_ELF: &str = env!("CLOISTER_GUEST_RTCHECK");
 const SECTOR: usize = 512;
-
-/// FNV-1a-64, as `rtcheck::fnv1a64`.
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
 
 fn check(machine: &str, mechanism: &str) {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
@@ -41,17 +35,9 @@ fn check(machine: &str, mechanism: &str) {
             "virtio-blk-pci,drive=d0".into(),
         ],
     };
-    let run = match qemu::spawn(Path::new(RTCHECK_ELF), "", &config) {
-        Ok(r) => r.finish(Duration::from_secs(120)),
-        Err(e @ QemuError::NotInstalled) => panic!(
-            "{e}\n(the README's test command installs it: apt-get install -y qemu-system-x86)"
-        ),
-        Err(e) => panic!("{e}"),
-    };
-    let context = format!(
-        "machine {machine}: QEMU status {:?}, timed out {}\n--- console ---\n{}\n--- stderr ---\n{}",
-        run.status, run.timed_out, run.output, run.stderr
-    );
+    let run =
+        qemu::spawn_or_panic(Path::new(RTCHECK_ELF), "", &config).finish(Duration::from_secs(120));
+    let context = format!("machine {machine}: {}", run.context());
     let lines: Vec<&str> = run.lines().collect();
     let has = |prefix: &str| lines.iter().any(|l| l.starts_with(prefix));
     for want in [

@@ -10,20 +10,13 @@
 //! of every serial line (slower). Run with `--nocapture` to see the console
 //! and the measured figures.
 
-use cloister::bochs::{self, BochsConfig};
-use cloister::{summary, Builder, System};
+use cloister::fulltest;
+use cloister::summary::SEL4_BOOTED;
 use hello::{checksum_line, expected_checksum, PATTERN_LEN, PATTERN_SEED};
-use std::path::Path;
 use std::time::Duration;
 
 // ---- Expected console lines (the VMM's formats live here) ----
 
-/// seL4's last boot line.
-const SEL4_BOOTED: &str = "Booting all finished, dropped to user space";
-/// How the VMM prefixes a guest's console line: `[NAME] `.
-fn guest_line(vm: &str, line: &str) -> String {
-    format!("[{vm}] {line}")
-}
 /// hello's greeting.
 const HELLO_GREETING: &str = "hello: cloister unikernel says hello";
 /// hello's command line as the description gives it.
@@ -55,19 +48,16 @@ const HOSTILE_TF_STOPPED: &[&str] = &[
     "cloister: vm hostile-tf: stopped: triple fault",
     "(as expected)",
 ];
-/// The VMM's last line on a good run.
 /// seL4's first line on the serial console (its boot configuration).
 const SEL4_FIRST_LINE: &str = "Boot config: debug_port";
+/// The VMM's last line on a good run.
 const RUN_COMPLETE_OK: &str = "cloister: run complete (status 0)";
 
-/// The system under test.
+/// The system under test and its VMs (name, domain id).
 const SYSTEM: &str = "tests/systems/hello.toml";
+const VMS: [(&str, u16); 3] = [("hello", 1), ("hostile", 2), ("hostile-tf", 3)];
 /// Wall-clock limit for Bochs.
 const TIMEOUT: Duration = Duration::from_secs(600);
-
-fn has_line(lines: &[&str], line: &str) -> bool {
-    lines.contains(&line)
-}
 
 fn has_words(lines: &[&str], prefix: &str, words: &[&str]) -> bool {
     lines
@@ -77,59 +67,13 @@ fn has_words(lines: &[&str], prefix: &str, words: &[&str]) -> bool {
 
 #[test]
 fn sel4_boots_hello_and_stops_hostile_guests() {
-    let builder = Builder::from_env();
-    if let Err(reason) = cloister::check_prerequisites(&builder) {
-        if std::env::var_os("CLOISTER_REQUIRE_FULL").is_some_and(|v| v == "1") {
-            panic!("CLOISTER_REQUIRE_FULL=1 but the full-system test cannot run: {reason}");
-        }
-        eprintln!(
-            "\n*****************************************************************\n\
-             SKIPPED: full-system test needs seL4, Bochs and the ISO tools:\n  {reason}\n\
-             (set SEL4_PREFIX to a seL4 16.0.0 install; set CLOISTER_REQUIRE_FULL=1 to make this \
-             a failure)\n\
-             *****************************************************************\n"
-        );
+    let Some(console) = fulltest::boot_system("sel4_hello", SYSTEM, &VMS, TIMEOUT) else {
         return;
-    }
+    };
+    let run = &console.run;
 
-    let system_path = Path::new(env!("CARGO_MANIFEST_DIR")).join(SYSTEM);
-    let system = System::load(&system_path).unwrap_or_else(|e| panic!("{e}"));
-    let built = cloister::build_system(&builder, &system).unwrap_or_else(|e| panic!("{e}"));
-    eprintln!("sel4_hello: booting {} in Bochs", built.iso.display());
-
-    let mut cfg = BochsConfig::new(
-        &built.iso,
-        builder.target_dir().join("cloister-run/test-sel4_hello"),
-    );
-    cfg.timeout = TIMEOUT;
-    cfg.serial_ticks = std::env::var_os("CLOISTER_SERIAL_TICKS").is_some_and(|v| v == "1");
-    let run =
-        bochs::run(&cfg, &mut |line| eprintln!("  | {line}")).unwrap_or_else(|e| panic!("{e}"));
-    let report = summary::parse(&run.serial);
-
-    // Measured figures.
-    eprintln!(
-        "sel4_hello: wall {:.1} s, Bochs exit code {:?}",
-        run.wall.as_secs_f64(),
-        run.exit_code
-    );
-    match run.power_off_tick {
-        Some(t) => eprintln!(
-            "sel4_hello: power-off at tick {t} ({:.1} M emulated instructions)",
-            t as f64 / 1e6
-        ),
-        None => eprintln!("sel4_hello: power-off tick not found in bochs.log"),
-    }
-    for vm in &report.vms {
-        eprintln!(
-            "sel4_hello: vm {}: {} — exits {}, misdeeds {}",
-            vm.name,
-            vm.outcome,
-            vm.exits.map_or("?".into(), |n| n.to_string()),
-            vm.misdeeds.map_or("?".into(), |n| n.to_string()),
-        );
-    }
-    if cfg.serial_ticks {
+    // Measured figures (beyond those `boot_system` printed).
+    if !run.serial_ticks.is_empty() {
         for marker in [
             SEL4_FIRST_LINE,
             SEL4_BOOTED,
@@ -148,39 +92,17 @@ fn sel4_boots_hello_and_stops_hostile_guests() {
         }
     }
 
-    let context = format!(
-        "logs in {}\n--- serial (tail) ---\n{}\n--- bochs.log (tail) ---\n{}",
-        run.work_dir.display(),
-        run.serial_tail(60),
-        run.log_tail(25)
-    );
-    assert!(
-        !run.timed_out,
-        "Bochs timed out after {} s\n{context}",
-        TIMEOUT.as_secs()
-    );
-    let lines: Vec<&str> = run.lines().collect();
-    assert!(
-        lines.iter().any(|l| l.contains(SEL4_BOOTED)),
-        "seL4 did not boot\n{context}"
-    );
+    console.assert_ran();
+    let context = console.context();
+    let lines: Vec<&str> = console.lines().collect();
 
     // hello ran to a clean exit.
-    for line in [HELLO_GREETING, HELLO_CMDLINE, HELLO_PATTERN_OK] {
-        let want = guest_line("hello", line);
-        assert!(has_line(&lines, &want), "missing `{want}`\n{context}");
-    }
     let checksum =
         checksum_line(expected_checksum(PATTERN_LEN, PATTERN_SEED), PATTERN_LEN).to_string();
-    let want = guest_line("hello", &checksum);
-    assert!(
-        has_line(&lines, &want),
-        "missing the checksum line `{want}`\n{context}"
-    );
-    assert!(
-        lines.iter().any(|l| l.starts_with(HELLO_SUMMARY)),
-        "missing `{HELLO_SUMMARY}`\n{context}"
-    );
+    for line in [HELLO_GREETING, HELLO_CMDLINE, HELLO_PATTERN_OK, &checksum] {
+        console.need("hello", line);
+    }
+    console.need_prefix(HELLO_SUMMARY);
 
     // The hostile guests' misdeeds were refused, and they went on after #GP.
     for (vm, after_gp) in [
@@ -197,8 +119,7 @@ fn sel4_boots_hello_and_stops_hostile_guests() {
             "no MSR #GP misdeed reported for {vm}\n{context}"
         );
         for line in [HOSTILE_GOT_GP, after_gp] {
-            let want = guest_line(vm, line);
-            assert!(has_line(&lines, &want), "missing `{want}`\n{context}");
+            console.need(vm, line);
         }
     }
 
@@ -213,12 +134,6 @@ fn sel4_boots_hello_and_stops_hostile_guests() {
     );
 
     // The run ended by itself, all as expected.
-    assert!(
-        lines.iter().any(|l| l.starts_with(RUN_COMPLETE_OK)),
-        "missing `{RUN_COMPLETE_OK}`\n{context}"
-    );
-    assert!(
-        report.all_as_expected(),
-        "the VMM's report has UNEXPECTED lines\n{context}"
-    );
+    console.need_prefix(RUN_COMPLETE_OK);
+    console.assert_all_as_expected();
 }

@@ -9,10 +9,8 @@
 //! Takes several minutes: Linux boots in about 7 billion emulated
 //! instructions.
 
-use cloister::bochs::{self, BochsConfig};
-use cloister::build::Builder;
-use cloister::summary;
-use cloister::system::System;
+use cloister::bochs;
+use cloister::fulltest::{guest_line, FullTest};
 use std::time::Duration;
 
 /// The guest's command line: nothing but the console (and `quiet`, so the
@@ -47,27 +45,18 @@ const COMMANDS: &[(&str, &str)] = &[
 const TIMEOUT: Duration = Duration::from_secs(1800);
 
 fn guest(line: &str) -> String {
-    format!("[appvm] {line}")
+    guest_line("appvm", line)
 }
 
 #[test]
 fn sel4_boots_debian_linux_beside_hello() {
-    let builder = Builder::from_env();
-    if let Err(reason) = cloister::check_prerequisites(&builder) {
-        if std::env::var_os("CLOISTER_REQUIRE_FULL").is_some_and(|v| v == "1") {
-            panic!("CLOISTER_REQUIRE_FULL=1 but the full-system test cannot run: {reason}");
-        }
-        eprintln!(
-            "\n*****************************************************************\n\
-             SKIPPED: full-system Linux test needs seL4, Bochs and the ISO tools:\n  {reason}\n\
-             *****************************************************************\n"
-        );
+    let Some(test) = FullTest::start("sel4_linux") else {
         return;
-    }
+    };
     let images = appvm_images::build(&appvm_images::default_cache_dir())
         .unwrap_or_else(|e| panic!("building the AppVM images: {e}"));
 
-    let dir = builder.target_dir().join("cloister-run/test-sel4_linux");
+    let dir = test.work_dir();
     std::fs::create_dir_all(&dir).unwrap();
     let toml = format!(
         "[[vm]]\nname = \"hello\"\nimage = \"hello\"\nram = \"4M\"\ncmdline = \"greeting=world\"\n\n\
@@ -77,15 +66,12 @@ fn sel4_boots_debian_linux_beside_hello() {
     );
     let system_path = dir.join("system.toml");
     std::fs::write(&system_path, toml).unwrap();
-    let system = System::load(&system_path).unwrap_or_else(|e| panic!("{e}"));
-    let built = cloister::build_system(&builder, &system).unwrap_or_else(|e| panic!("{e}"));
-    eprintln!(
-        "sel4_linux: booting {} in Bochs (several minutes)",
-        built.iso.display()
-    );
+    let system = test.load(&system_path, &[("hello", 1), ("appvm", 2)]);
+    eprintln!("sel4_linux: Linux boots in about 7 billion emulated instructions: several minutes");
+    let built = test.build(&system);
 
-    let mut cfg = BochsConfig::new(&built.iso, dir.join("bochs"));
-    cfg.timeout = TIMEOUT;
+    let mut cfg = test.bochs_config(&built, TIMEOUT);
+    cfg.work_dir = dir.join("bochs");
     cfg.serial_ticks = true;
     cfg.serial_socket = Some(bochs::free_local_port().expect("a free local port"));
     let (keys, typed) = std::sync::mpsc::channel::<Vec<u8>>();
@@ -94,7 +80,6 @@ fn sel4_boots_debian_linux_beside_hello() {
     // The busybox shell's banner: it has taken the terminal and reads next.
     let shell_ready = guest("Enter 'help' for a list of built-in commands.");
     let mut on_line = |line: &str| {
-        eprintln!("  | {line}");
         let ready = if next == 0 {
             line == shell_ready
         } else {
@@ -106,43 +91,17 @@ fn sel4_boots_debian_linux_beside_hello() {
             next += 1;
         }
     };
-    let run =
-        bochs::run_with_input(&cfg, &mut on_line, Some(typed)).unwrap_or_else(|e| panic!("{e}"));
-    let report = summary::parse(&run.serial);
-    let context = format!(
-        "logs in {}\n--- serial (tail) ---\n{}\n--- bochs.log (tail) ---\n{}",
-        run.work_dir.display(),
-        run.serial_tail(80),
-        run.log_tail(25)
-    );
-    assert!(
-        !run.timed_out,
-        "Bochs timed out after {} s\n{context}",
-        TIMEOUT.as_secs()
-    );
-    let lines: Vec<&str> = run.lines().collect();
-    let has = |l: &str| lines.contains(&l);
-
-    // Measured figures (one run).
-    eprintln!("sel4_linux: wall {:.1} s", run.wall.as_secs_f64());
-    if let Some(t) = run.power_off_tick {
-        eprintln!(
-            "sel4_linux: power-off at tick {t} ({:.1} M emulated instructions)",
-            t as f64 / 1e6
-        );
-    }
+    let console = test.run_with_input(&cfg, &mut on_line, Some(typed));
+    let run = &console.run;
     if let Some(t) = run.tick_of(&guest(appvm_images::INIT_MARKER)) {
         eprintln!(
             "sel4_linux: init marker at tick {t} ({:.1} M)",
             t as f64 / 1e6
         );
     }
-    for vm in &report.vms {
-        eprintln!(
-            "sel4_linux: vm {}: {} — exits {:?}",
-            vm.name, vm.outcome, vm.exits
-        );
-    }
+    console.assert_ran();
+    let context = console.context();
+    let has = |l: &str| console.has(l);
 
     assert!(
         has(&guest(appvm_images::INIT_MARKER)),
@@ -159,21 +118,15 @@ fn sel4_boots_debian_linux_beside_hello() {
         "the kernel log has BUG/WARNING/panic/Call Trace lines\n{context}"
     );
     assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("cloister: vm appvm: powered off (as expected)")),
+        console.has_prefix("cloister: vm appvm: powered off (as expected)"),
         "the AppVM did not power off cleanly\n{context}"
     );
     assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("cloister: vm hello: exited with status 0 (as expected)")),
+        console.has_prefix("cloister: vm hello: exited with status 0 (as expected)"),
         "hello did not run to a clean exit beside Linux\n{context}"
     );
     assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("cloister: run complete (status 0)")),
+        console.has_prefix("cloister: run complete (status 0)"),
         "the run did not complete cleanly\n{context}"
     );
 
@@ -181,8 +134,8 @@ fn sel4_boots_debian_linux_beside_hello() {
     // Bochs counts emulated instructions at the rate seL4 calibrated).
     let start = run.tick_of(&guest("check: sleep-start"));
     let end = run.tick_of(&guest("check: sleep-end"));
-    let mhz = lines
-        .iter()
+    let mhz = console
+        .lines()
         .find_map(|l| {
             l.split(", TSC ")
                 .nth(1)?

@@ -28,9 +28,7 @@
 //! tools; without them the test is skipped loudly, or fails if
 //! `CLOISTER_REQUIRE_FULL=1`.
 
-use cloister::bochs::{self, BochsConfig};
-use cloister::{summary, Builder, System};
-use std::path::Path;
+use cloister::fulltest::{self, guest_line};
 use std::time::Duration;
 
 /// The system under test.
@@ -46,13 +44,10 @@ const OVERSIZE: (&str, u16) = ("oversize", 4);
 const FLOOD: (&str, u16) = ("flood", 5);
 /// Every client of the store.
 const CLIENTS: [(&str, u16); 4] = [CLIENT, GARBAGE, OVERSIZE, FLOOD];
+/// Every VM.
+const VMS: [(&str, u16); 5] = [STORE, CLIENT, GARBAGE, OVERSIZE, FLOOD];
 
 // ---- Expected console lines (storevm's and storeprobe's formats) ----
-
-/// How the VMM prefixes a guest's console line: `[NAME] `.
-fn guest_line(vm: &str, line: &str) -> String {
-    format!("[{vm}] {line}")
-}
 
 /// Start of storevm's line for introduced domain `dom` named `vm`.
 fn introduced(vm: &str, dom: u16) -> String {
@@ -139,58 +134,10 @@ fn parse_flood(line: &str) -> Option<(u64, u64, u64)> {
 
 #[test]
 fn storevm_serves_good_and_hostile_clients() {
-    let builder = Builder::from_env();
-    if let Err(reason) = cloister::check_prerequisites(&builder) {
-        if std::env::var_os("CLOISTER_REQUIRE_FULL").is_some_and(|v| v == "1") {
-            panic!("CLOISTER_REQUIRE_FULL=1 but the full-system test cannot run: {reason}");
-        }
-        eprintln!(
-            "\n*****************************************************************\n\
-             SKIPPED: full-system test needs seL4, Bochs and the ISO tools:\n  {reason}\n\
-             (set SEL4_PREFIX to a seL4 16.0.0 install; set CLOISTER_REQUIRE_FULL=1 to make this \
-             a failure)\n\
-             *****************************************************************\n"
-        );
+    let Some(console) = fulltest::boot_system("sel4_store", SYSTEM, &VMS, TIMEOUT) else {
         return;
-    }
-
-    let system_path = Path::new(env!("CARGO_MANIFEST_DIR")).join(SYSTEM);
-    let system = System::load(&system_path).unwrap_or_else(|e| panic!("{e}"));
-    let all = [STORE, CLIENT, GARBAGE, OVERSIZE, FLOOD];
-    assert_eq!(system.vms.len(), all.len(), "{SYSTEM}: expected 5 VMs");
-    for (i, (name, dom)) in all.iter().enumerate() {
-        assert_eq!(
-            system.vms.get(i).map(|v| v.name.as_str()),
-            Some(*name),
-            "{SYSTEM}: VM {i} (domain {dom}) must be `{name}`"
-        );
-    }
-    let built = cloister::build_system(&builder, &system).unwrap_or_else(|e| panic!("{e}"));
-    eprintln!("sel4_store: booting {} in Bochs", built.iso.display());
-
-    let mut cfg = BochsConfig::new(
-        &built.iso,
-        builder.target_dir().join("cloister-run/test-sel4_store"),
-    );
-    cfg.timeout = TIMEOUT;
-    let run =
-        bochs::run(&cfg, &mut |line| eprintln!("  | {line}")).unwrap_or_else(|e| panic!("{e}"));
-    let report = summary::parse(&run.serial);
-    let lines: Vec<&str> = run.lines().collect();
-
-    // Measured figures.
-    eprintln!(
-        "sel4_store: wall {:.1} s, Bochs exit code {:?}",
-        run.wall.as_secs_f64(),
-        run.exit_code
-    );
-    match run.power_off_tick {
-        Some(t) => eprintln!(
-            "sel4_store: power-off at tick {t} ({:.1} M emulated instructions)",
-            t as f64 / 1e6
-        ),
-        None => eprintln!("sel4_store: power-off tick not found in bochs.log"),
-    }
+    };
+    let lines: Vec<&str> = console.lines().collect();
     let timing = guest_line(CLIENT.0, GOOD_TIMING);
     let flood_prefix = guest_line(FLOOD.0, FLOOD_SENT);
     for l in &lines {
@@ -198,59 +145,27 @@ fn storevm_serves_good_and_hostile_clients() {
             eprintln!("sel4_store: {l}");
         }
     }
-    for vm in &report.vms {
-        eprintln!(
-            "sel4_store: vm {}: {} — exits {}",
-            vm.name,
-            vm.outcome,
-            vm.exits.map_or("?".into(), |n| n.to_string()),
-        );
-    }
 
-    let context = format!(
-        "logs in {}\n--- serial (tail) ---\n{}\n--- bochs.log (tail) ---\n{}",
-        run.work_dir.display(),
-        run.serial_tail(80),
-        run.log_tail(25)
-    );
-    assert!(
-        !run.timed_out,
-        "Bochs timed out after {} s\n{context}",
-        TIMEOUT.as_secs()
-    );
-    assert!(report.sel4_booted, "seL4 did not boot\n{context}");
+    console.assert_ran();
+    let context = console.context();
     if let Some(failed) = lines
         .iter()
         .find(|l| l.contains("storeprobe: ") && l.contains(": FAILED: "))
     {
         panic!("a VM failed: `{failed}`\n{context}");
     }
-    let position = |vm: &str, line: &str| {
-        let want = guest_line(vm, line);
-        lines
-            .iter()
-            .position(|l| *l == want)
-            .unwrap_or_else(|| panic!("missing `{want}`\n{context}"))
-    };
-    let position_of_prefix = |vm: &str, prefix: &str| {
-        let want = guest_line(vm, prefix);
-        lines
-            .iter()
-            .position(|l| l.starts_with(&want))
-            .unwrap_or_else(|| panic!("missing `{want}…`\n{context}"))
-    };
 
     // storevm was introduced to every client, by name.
     for (vm, dom) in CLIENTS {
-        position_of_prefix(STORE.0, &introduced(vm, dom));
+        console.position_of_prefix(STORE.0, &introduced(vm, dom));
     }
 
     // The hostile rings were given up for the right reasons, and only those.
-    position(
+    console.position(
         STORE.0,
         &bad_connection(GARBAGE.0, GARBAGE.1, GARBAGE_REASON),
     );
-    position(
+    console.position(
         STORE.0,
         &bad_connection(OVERSIZE.0, OVERSIZE.1, OVERSIZE_REASON),
     );
@@ -264,23 +179,23 @@ fn storevm_serves_good_and_hostile_clients() {
         "expected exactly two bad connections, got {broken:#?}\n{context}"
     );
     for (vm, expected) in [(GARBAGE.0, GARBAGE_LINES), (OVERSIZE.0, OVERSIZE_LINES)] {
-        let did = position(vm, expected[0]);
-        let saw = position(vm, expected[1]);
+        let did = console.position(vm, expected[0]);
+        let saw = console.position(vm, expected[1]);
         assert!(did < saw, "{vm}'s lines are out of order\n{context}");
     }
 
     // The well-behaved client: every result, in order.
     let mut last = 0;
     for line in GOOD_LINES {
-        let at = position(CLIENT.0, line);
+        let at = console.position(CLIENT.0, line);
         assert!(
             at > last,
             "`{line}` came before the line that precedes it\n{context}"
         );
         last = at;
     }
-    let timed = position_of_prefix(CLIENT.0, GOOD_TIMING);
-    let done = position(CLIENT.0, GOOD_DONE);
+    let timed = console.position_of_prefix(CLIENT.0, GOOD_TIMING);
+    let done = console.position(CLIENT.0, GOOD_DONE);
     assert!(
         last < timed && timed < done,
         "good's lines out of order\n{context}"
@@ -299,25 +214,21 @@ fn storevm_serves_good_and_hostile_clients() {
         owing > REPLY_BACKLOG && taken < sent,
         "the flood was not throttled: sent {sent}, taken {taken}, owing {owing}\n{context}"
     );
-    position(FLOOD.0, &flood_done(sent));
+    console.position(FLOOD.0, &flood_done(sent));
     // storevm counted the flood plus the one ordinary read before it.
     let flood_release = guest_line(STORE.0, &released(FLOOD.0, FLOOD.1));
     let counted = format!("{flood_release}{} requests, ", sent + 1);
     assert!(
-        lines.iter().any(|l| l.starts_with(&counted)),
+        console.has_prefix(&counted),
         "storevm did not count {} requests from the flood client: no `{counted}…`\n{context}",
         sent + 1
     );
 
     // Every client released by the VMM and by storevm, then storevm done.
-    let store_done = position(STORE.0, STORE_DONE);
+    let store_done = console.position(STORE.0, STORE_DONE);
+    console.assert_released(&CLIENTS);
     for (vm, dom) in CLIENTS {
-        let vmm = format!("cloister: xen: domain {dom} released");
-        assert!(
-            lines.iter().any(|l| l.starts_with(&vmm)),
-            "missing `{vmm}` ({vm})\n{context}"
-        );
-        let at = position_of_prefix(STORE.0, &released(vm, dom));
+        let at = console.position_of_prefix(STORE.0, &released(vm, dom));
         assert!(
             at < store_done,
             "storevm finished before releasing domain {dom} ({vm})\n{context}"
@@ -325,20 +236,8 @@ fn storevm_serves_good_and_hostile_clients() {
     }
 
     // The VMM's summary: every VM exited with status 0.
-    for (vm, dom) in all {
-        let r = report
-            .vm(vm)
-            .unwrap_or_else(|| panic!("no summary line for vm {vm}\n{context}"));
-        assert!(
-            r.outcome == "exited with status 0" && r.expected,
-            "vm {vm} (domain {dom}): {}\n{context}",
-            r.line
-        );
-    }
-    assert!(
-        report.all_as_expected(),
-        "the VMM's report has UNEXPECTED lines or a non-zero status\n{context}"
-    );
+    console.assert_exited_0(&VMS);
+    console.assert_all_as_expected();
 }
 
 #[test]

@@ -29,9 +29,7 @@
 //! tools; without them the test is skipped loudly, or fails if
 //! `CLOISTER_REQUIRE_FULL=1`.
 
-use cloister::bochs::{self, BochsConfig};
-use cloister::{summary, Builder, System};
-use std::path::Path;
+use cloister::fulltest::{self, guest_line};
 use std::time::Duration;
 use vchancheck::{
     bind_attempt, bulk_grants, channel_path, expected_sum, intruder_ok, map_attempt, ok_line,
@@ -50,11 +48,7 @@ const STORE: (&str, u16) = ("store", 1);
 const SERVER: (&str, u16) = ("server", 2);
 const CLIENT: (&str, u16) = ("client", 3);
 const INTRUDER: (&str, u16) = ("intruder", 4);
-
-/// How the VMM prefixes a guest's console line: `[NAME] `.
-fn guest_line(vm: &str, line: &str) -> String {
-    format!("[{vm}] {line}")
-}
+const VMS: [(&str, u16); 4] = [STORE, SERVER, CLIENT, INTRUDER];
 
 /// The VM that writes direction `dir`.
 fn sender(dir: Dir) -> &'static str {
@@ -70,112 +64,34 @@ fn receiver(dir: Dir) -> &'static str {
 
 #[test]
 fn vchan_between_unikernels_with_an_intruder_and_a_hostile_peer() {
-    let builder = Builder::from_env();
-    if let Err(reason) = cloister::check_prerequisites(&builder) {
-        if std::env::var_os("CLOISTER_REQUIRE_FULL").is_some_and(|v| v == "1") {
-            panic!("CLOISTER_REQUIRE_FULL=1 but the full-system test cannot run: {reason}");
-        }
-        eprintln!(
-            "\n*****************************************************************\n\
-             SKIPPED: full-system test needs seL4, Bochs and the ISO tools:\n  {reason}\n\
-             (set SEL4_PREFIX to a seL4 16.0.0 install; set CLOISTER_REQUIRE_FULL=1 to make this \
-             a failure)\n\
-             *****************************************************************\n"
-        );
-        return;
-    }
     assert_eq!(
         CHANNELS.iter().map(|c| c.bytes).sum::<u64>(),
         EACH_WAY,
         "the channels' shares must add up to 8 MiB each way"
     );
 
-    let system_path = Path::new(env!("CARGO_MANIFEST_DIR")).join(SYSTEM);
-    let system = System::load(&system_path).unwrap_or_else(|e| panic!("{e}"));
-    for (i, (name, dom)) in [STORE, SERVER, CLIENT, INTRUDER].iter().enumerate() {
-        assert_eq!(
-            system.vms.get(i).map(|v| v.name.as_str()),
-            Some(*name),
-            "{SYSTEM}: VM {i} (domain {dom}) must be `{name}`"
-        );
-    }
-    let built = cloister::build_system(&builder, &system).unwrap_or_else(|e| panic!("{e}"));
-    eprintln!("sel4_vchan: booting {} in Bochs", built.iso.display());
-
-    let mut cfg = BochsConfig::new(
-        &built.iso,
-        builder.target_dir().join("cloister-run/test-sel4_vchan"),
-    );
-    cfg.timeout = TIMEOUT;
-    let run =
-        bochs::run(&cfg, &mut |line| eprintln!("  | {line}")).unwrap_or_else(|e| panic!("{e}"));
-    let report = summary::parse(&run.serial);
-    let lines: Vec<&str> = run.lines().collect();
-
-    // Measured figures.
-    eprintln!(
-        "sel4_vchan: wall {:.1} s, Bochs exit code {:?}",
-        run.wall.as_secs_f64(),
-        run.exit_code
-    );
-    match run.power_off_tick {
-        Some(t) => eprintln!(
-            "sel4_vchan: power-off at tick {t} ({:.1} M emulated instructions)",
-            t as f64 / 1e6
-        ),
-        None => eprintln!("sel4_vchan: power-off tick not found in bochs.log"),
-    }
+    let Some(console) = fulltest::boot_system("sel4_vchan", SYSTEM, &VMS, TIMEOUT) else {
+        return;
+    };
+    let lines: Vec<&str> = console.lines().collect();
     for l in &lines {
         if l.contains("bytes per million ticks") || l.contains("vchancheck: ping-pong") {
             eprintln!("sel4_vchan: {l}");
         }
     }
-    for vm in &report.vms {
-        eprintln!(
-            "sel4_vchan: vm {}: {} — exits {}",
-            vm.name,
-            vm.outcome,
-            vm.exits.map_or("?".into(), |n| n.to_string()),
-        );
-    }
 
-    let context = format!(
-        "logs in {}\n--- serial (tail) ---\n{}\n--- bochs.log (tail) ---\n{}",
-        run.work_dir.display(),
-        run.serial_tail(80),
-        run.log_tail(25)
-    );
-    assert!(
-        !run.timed_out,
-        "Bochs timed out after {} s\n{context}",
-        TIMEOUT.as_secs()
-    );
-    assert!(report.sel4_booted, "seL4 did not boot\n{context}");
-    let has = |vm: &str, line: &str| lines.contains(&guest_line(vm, line).as_str());
-    let need = |vm: &str, line: &str| {
-        assert!(
-            has(vm, line),
-            "missing `{}`\n{context}",
-            guest_line(vm, line)
-        );
-    };
-    let position = |vm: &str, line: &str| {
-        let want = guest_line(vm, line);
-        lines
-            .iter()
-            .position(|l| *l == want)
-            .unwrap_or_else(|| panic!("missing `{want}`\n{context}"))
-    };
+    console.assert_ran();
+    let context = console.context();
 
     // Every channel, both directions: sender, receiver and this test agree.
     for c in &CHANNELS {
         for dir in Dir::BOTH {
             let sum = expected_sum(c.label, dir, c.bytes);
-            need(
+            console.need(
                 sender(dir),
                 &transfer_line(c.label, dir, true, c.bytes, sum),
             );
-            need(
+            console.need(
                 receiver(dir),
                 &transfer_line(c.label, dir, false, c.bytes, sum),
             );
@@ -206,74 +122,58 @@ fn vchan_between_unikernels_with_an_intruder_and_a_hostile_peer() {
         let dir = channel_path(SERVER.1, CLIENT.1, c.label);
         for key in ["ring-ref", "event-channel"] {
             let path = format!("{dir}/{key}");
-            need(INTRUDER.0, &refusal_line(&read_attempt(&path), EXPECT_READ));
+            console.need(INTRUDER.0, &refusal_line(&read_attempt(&path), EXPECT_READ));
             attempts += 1;
         }
     }
     for &gref in &ready.refs {
-        need(
+        console.need(
             INTRUDER.0,
             &refusal_line(&map_attempt(SERVER.1, gref), EXPECT_MAP),
         );
         attempts += 1;
     }
     for &port in &ready.ports {
-        need(
+        console.need(
             INTRUDER.0,
             &refusal_line(&bind_attempt(SERVER.1, port), EXPECT_BIND),
         );
         attempts += 1;
     }
-    need(INTRUDER.0, &intruder_ok(attempts));
+    console.need(INTRUDER.0, &intruder_ok(attempts));
 
     // The hostile peer: detected, shut down, closed; both went on.
-    need(CLIENT.0, HOSTILE_WROTE);
-    need(CLIENT.0, HOSTILE_SEEN);
-    let detected = position(SERVER.0, HOSTILE_DETECTED);
-    let closed = position(SERVER.0, HOSTILE_CLOSED);
-    let after = position(SERVER.0, AFTER_OK);
+    console.need(CLIENT.0, HOSTILE_WROTE);
+    console.need(CLIENT.0, HOSTILE_SEEN);
+    let detected = console.position(SERVER.0, HOSTILE_DETECTED);
+    let closed = console.position(SERVER.0, HOSTILE_CLOSED);
+    let after = console.position(SERVER.0, AFTER_OK);
     assert!(
         detected < closed && closed < after,
         "the server's hostile-channel lines are out of order\n{context}"
     );
-    need(CLIENT.0, AFTER_OK);
+    console.need(CLIENT.0, AFTER_OK);
     for vm in [SERVER.0, CLIENT.0] {
-        need(vm, CLOSED_OK);
+        console.need(vm, CLOSED_OK);
     }
     for (vm, role) in [
         (SERVER.0, Role::Server),
         (CLIENT.0, Role::Client),
         (INTRUDER.0, Role::Intruder),
     ] {
-        need(vm, &ok_line(role));
+        console.need(vm, &ok_line(role));
     }
 
     // The VMM's summary: every VM exited with status 0; the VMM released
     // each guest domain and the store took note.
-    for (vm, dom) in [STORE, SERVER, CLIENT, INTRUDER] {
-        let r = report
-            .vm(vm)
-            .unwrap_or_else(|| panic!("no summary line for vm {vm}\n{context}"));
-        assert!(
-            r.outcome == "exited with status 0" && r.expected,
-            "vm {vm} (domain {dom}): {}\n{context}",
-            r.line
-        );
-    }
+    console.assert_exited_0(&VMS);
+    console.assert_released(&[SERVER, CLIENT, INTRUDER]);
     for (vm, dom) in [SERVER, CLIENT, INTRUDER] {
-        let vmm = format!("cloister: xen: domain {dom} released");
-        assert!(
-            lines.iter().any(|l| l.starts_with(&vmm)),
-            "missing `{vmm}` ({vm})\n{context}"
-        );
         let store = guest_line(STORE.0, &format!("storevm: released domain {dom} "));
         assert!(
-            lines.iter().any(|l| l.starts_with(&store)),
+            console.has_prefix(&store),
             "the store did not report releasing domain {dom} ({vm}): no `{store}…`\n{context}"
         );
     }
-    assert!(
-        report.all_as_expected(),
-        "the VMM's report has UNEXPECTED lines or a non-zero status\n{context}"
-    );
+    console.assert_all_as_expected();
 }

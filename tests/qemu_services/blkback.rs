@@ -8,7 +8,9 @@
 //! unchanged, the overlay written, the private volume changed exactly where
 //! the guest says.
 
-use cloister::qemu::{self, QemuConfig, QemuError, QemuRun};
+use crate::{pseudorandom, Scratch};
+use cloister::build::fnv1a64;
+use cloister::qemu::{self, QemuConfig, QemuRun};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -22,57 +24,16 @@ const PRIVATE_FILL: u8 = 0x5a;
 /// Sectors the guest writes at each end of the private volume.
 const PRIVATE_SECTORS: usize = 8;
 
-/// FNV-1a-64, as `blkback_engine::checksum` computes it over a disk.
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-/// `len` bytes of xorshift64* output seeded by `seed`.
-fn pseudorandom(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-/// A directory of its own under the target's temporary directory, removed
-/// when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("blkback-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create the test directory");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The three images of one run.
 struct Images {
-    _dir: TempDir,
+    _dir: Scratch,
     template: PathBuf,
     overlay: PathBuf,
     private: PathBuf,
 }
 
 fn images(name: &str, template: &[u8]) -> Images {
-    let dir = TempDir::new(name);
+    let dir = Scratch::new(&format!("blkback-{name}"));
     let images = Images {
         template: dir.0.join("template.img"),
         overlay: dir.0.join("overlay.img"),
@@ -114,17 +75,9 @@ fn boot(images: &Images, cmdline: &str, template_ro: bool) -> (QemuRun, String) 
         mem_mib: 64,
         extra,
     };
-    let run = match qemu::spawn(Path::new(BLKBACK_ELF), cmdline, &config) {
-        Ok(r) => r.finish(Duration::from_secs(60)),
-        Err(e @ QemuError::NotInstalled) => panic!(
-            "{e}\n(the README's test command installs it: apt-get install -y qemu-system-x86)"
-        ),
-        Err(e) => panic!("{e}"),
-    };
-    let context = format!(
-        "cmdline `{cmdline}`: QEMU status {:?}, timed out {}\n--- console ---\n{}\n--- stderr ---\n{}",
-        run.status, run.timed_out, run.output, run.stderr
-    );
+    let run = qemu::spawn_or_panic(Path::new(BLKBACK_ELF), cmdline, &config)
+        .finish(Duration::from_secs(60));
+    let context = format!("cmdline `{cmdline}`: {}", run.context());
     (run, context)
 }
 

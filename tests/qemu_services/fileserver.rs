@@ -17,9 +17,11 @@
 //! about 940 KiB (image 356 KiB with its 64 KiB stack, heap high-water
 //! 580 KiB); with 2 MiB its heap is only 524 KiB.
 
-use cloister::qemu::{self, QemuConfig, QemuError, QemuRun};
+use crate::{pseudorandom, Scratch};
+use cloister::build::fnv1a64;
+use cloister::qemu::{self, QemuConfig, QemuRun};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -40,26 +42,6 @@ const SCRATCH_FILE: &str = "/fileserver self-check/pattern written at boot.bin";
 const PATTERN_LEN: usize = 150_000;
 fn pattern_byte(i: usize) -> u8 {
     ((i as u32).wrapping_mul(2_654_435_761) >> 24) as u8
-}
-
-/// A scratch directory under the target directory, removed when dropped
-/// (also when the test fails).
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("fileserver-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create the scratch directory");
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A dosfstools or mtools command: found in `PATH`, else in the sbin
@@ -103,25 +85,6 @@ fn run(cmd: &mut Command) {
     );
 }
 
-/// FNV-1a-64, the checksum the guest prints.
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    cloister::build::fnv1a64(bytes)
-}
-
-/// xorshift64* bytes from `seed`.
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// The volume's contents: directories (root excluded) and files, by path.
 struct Tree {
     dirs: Vec<&'static str>,
@@ -148,15 +111,15 @@ fn tree() -> Tree {
             ("/Projects/empty.txt", Vec::new()),
             (
                 "/Projects/Level Two/big random.bin",
-                random_bytes(3 << 20, SEED),
+                pseudorandom(SEED, 3 << 20),
             ),
             (
                 "/Projects/Level Two/exactly one read.bin",
-                random_bytes(64 << 10, SEED ^ 1),
+                pseudorandom(SEED ^ 1, 64 << 10),
             ),
             (
                 "/Projects/Level Two/one read and one byte.bin",
-                random_bytes((64 << 10) + 1, SEED ^ 2),
+                pseudorandom(SEED ^ 2, (64 << 10) + 1),
             ),
             (
                 "/Projects/Level Two/Third level folder/Fourth/deep file.md",
@@ -251,30 +214,16 @@ fn boot(img: &Path) -> QemuRun {
             "virtio-blk-pci,drive=d0".into(),
         ],
     };
-    match qemu::spawn(Path::new(ELF), "", &config) {
-        Ok(r) => r.finish(TIMEOUT),
-        Err(e @ QemuError::NotInstalled) => panic!(
-            "{e}\n(the README's test command installs it: apt-get install -y qemu-system-x86)"
-        ),
-        Err(e) => panic!("{e}"),
-    }
+    qemu::spawn_or_panic(Path::new(ELF), "", &config).finish(TIMEOUT)
 }
 
 fn context(run: &QemuRun) -> String {
-    format!(
-        "QEMU status {:?} (guest exit {:?}), timed out {}, big file seed {SEED:#x}\n\
-         --- console ---\n{}\n--- stderr ---\n{}",
-        run.status,
-        run.guest_exit_code(),
-        run.timed_out,
-        run.output,
-        run.stderr
-    )
+    format!("big file seed {SEED:#x}: {}", run.context())
 }
 
 /// The whole self-check on a volume made by `mkfs.fat <mkfs_args>`.
 fn serves_volume(name: &str, kib: u32, mkfs_args: &[&str], fat_bits: u8) {
-    let scratch = Scratch::new(name);
+    let scratch = Scratch::new(&format!("fileserver-{name}"));
     let img = scratch.0.join("volume.img");
     let tree = tree();
     build_image(&scratch.0, &img, kib, mkfs_args, &tree);
@@ -428,7 +377,7 @@ fn fails_cleanly(run: &QemuRun, reason: &str) {
 
 #[test]
 fn fileserver_rejects_a_zeroed_boot_sector() {
-    let scratch = Scratch::new("zeroed");
+    let scratch = Scratch::new("fileserver-zeroed");
     let img = scratch.0.join("volume.img");
     let tree = Tree {
         dirs: vec!["/d"],
@@ -457,14 +406,14 @@ fn fat16_layout(b: &[u8]) -> (usize, usize, usize, usize, usize, usize) {
 
 #[test]
 fn fileserver_reports_a_looping_cluster_chain() {
-    let scratch = Scratch::new("loop");
+    let scratch = Scratch::new("fileserver-loop");
     let img = scratch.0.join("volume.img");
     // One sector per cluster: the 8 KiB file spans 16 clusters.
     let tree = Tree {
         dirs: vec![],
         files: vec![
             ("/GOOD.TXT", b"intact\n".to_vec()),
-            ("/LOOP.BIN", random_bytes(8 << 10, SEED)),
+            ("/LOOP.BIN", pseudorandom(SEED, 8 << 10)),
         ],
     };
     build_image(&scratch.0, &img, 8 << 10, &["-F", "16", "-s", "1"], &tree);

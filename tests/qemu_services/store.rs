@@ -11,7 +11,7 @@
 //! the store uses about 380 KiB of it (image 344 KiB with a 64 KiB stack, of
 //! which about 20 KiB is used, and a heap high-water mark of about 33 KiB).
 
-use cloister::qemu::{self, QemuConfig, QemuError};
+use cloister::qemu::{self, QemuConfig};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -90,18 +90,8 @@ fn storevm_runs_the_store_session() {
         mem_mib: RAM_MIB,
         extra: Vec::new(),
     };
-    let run = match qemu::spawn(Path::new(STOREVM_ELF), CMDLINE, &config) {
-        Ok(r) => r,
-        Err(e @ QemuError::NotInstalled) => panic!(
-            "{e}\n(the README's test command installs it: apt-get install -y qemu-system-x86)"
-        ),
-        Err(e) => panic!("{e}"),
-    };
-    let result = run.finish(TIMEOUT);
-    let context = format!(
-        "QEMU status {:?}, timed out {}\n--- console ---\n{}\n--- stderr ---\n{}",
-        result.status, result.timed_out, result.output, result.stderr
-    );
+    let result = qemu::spawn_or_panic(Path::new(STOREVM_ELF), CMDLINE, &config).finish(TIMEOUT);
+    let context = result.context();
     assert_eq!(
         result.guest_exit_code(),
         Some(0),

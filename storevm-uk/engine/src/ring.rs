@@ -322,6 +322,24 @@ impl RingMem for [u8] {
     }
 }
 
+/// A ring page in an owned buffer (tests, fuzzing, a host's model of
+/// guest pages): the same as `[u8]`, and sized, so it can be a
+/// `&mut dyn RingMem`.
+impl RingMem for alloc::vec::Vec<u8> {
+    fn load_u32(&self, offset: usize) -> u32 {
+        self[..].load_u32(offset)
+    }
+    fn store_u32(&mut self, offset: usize, value: u32) {
+        self[..].store_u32(offset, value)
+    }
+    fn read(&self, offset: usize, buf: &mut [u8]) {
+        RingMem::read(&self[..], offset, buf)
+    }
+    fn write(&mut self, offset: usize, buf: &[u8]) {
+        RingMem::write(&mut self[..], offset, buf)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -614,42 +614,11 @@ mod tests {
         u32::from(d) + 4
     }
 
-    /// A ring page in a test.
-    struct TPage(Vec<u8>);
-
-    impl core::ops::Deref for TPage {
-        type Target = Vec<u8>;
-        fn deref(&self) -> &Vec<u8> {
-            &self.0
-        }
-    }
-
-    impl core::ops::DerefMut for TPage {
-        fn deref_mut(&mut self) -> &mut Vec<u8> {
-            &mut self.0
-        }
-    }
-
-    impl RingMem for TPage {
-        fn load_u32(&self, offset: usize) -> u32 {
-            self.0[..].load_u32(offset)
-        }
-        fn store_u32(&mut self, offset: usize, value: u32) {
-            self.0[..].store_u32(offset, value)
-        }
-        fn read(&self, offset: usize, buf: &mut [u8]) {
-            RingMem::read(&self.0[..], offset, buf)
-        }
-        fn write(&mut self, offset: usize, buf: &[u8]) {
-            RingMem::write(&mut self.0[..], offset, buf)
-        }
-    }
-
     /// The host: a page per domain (0 = the store domain's own page, the
     /// toolstack's), and a record of what the server asked for.
     #[derive(Default)]
     struct Sim {
-        pages: BTreeMap<DomId, TPage>,
+        pages: BTreeMap<DomId, Vec<u8>>,
         connected: BTreeSet<DomId>,
         refuse: BTreeSet<DomId>,
         connects: Vec<(DomId, i64, u32)>,
@@ -697,10 +666,10 @@ mod tests {
                 next_req: 1,
                 ..Sim::default()
             };
-            sim.pages.insert(TOOLSTACK, TPage(vec![0; 4096]));
+            sim.pages.insert(TOOLSTACK, vec![0; 4096]);
             for (i, name) in names.iter().enumerate() {
                 let d = i as DomId + 1;
-                sim.pages.insert(d, TPage(vec![0; 4096]));
+                sim.pages.insert(d, vec![0; 4096]);
                 sim.introduce(d, name);
             }
             sim
@@ -1175,7 +1144,7 @@ mod tests {
     fn a_domain_that_cannot_be_connected_is_only_logged() {
         let mut sim = Sim::with_domains(&["a"]);
         sim.refuse.insert(2);
-        sim.pages.insert(2, TPage(vec![0; 4096]));
+        sim.pages.insert(2, vec![0; 4096]);
         sim.introduce(2, "far");
         let mut server = Server::new(Store::new(Config::default()), &mut sim);
         while server.run(&mut sim) {}

@@ -174,16 +174,6 @@ fn next_message(buf: &mut Vec<u8>) -> Result<Option<(Header, Vec<u8>)>, WireErro
     Ok(Some((header, payload)))
 }
 
-/// `a / b` with two decimals.
-struct Ratio(u64, u64);
-
-impl fmt::Display for Ratio {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let hundredths = u128::from(self.0) * 100 / u128::from(self.1.max(1));
-        write!(f, "{}.{:02}", hundredths / 100, hundredths % 100)
-    }
-}
-
 #[cfg(target_os = "none")]
 mod unikernel {
     use alloc::format;
@@ -193,6 +183,8 @@ mod unikernel {
     use core::time::Duration;
 
     use rt::println;
+    use rt::stats::{vm_exits, Ratio};
+    use rt::time::ticks;
     use rt::xen::store::ErrorCode;
     use rt::xen::{DomId, Page, Port, Store, StoreError, StoreLink, Tx, WatchEvent, Xen};
     use xenstore_engine::client;
@@ -203,7 +195,7 @@ mod unikernel {
     use xenstore_engine::server::REPLY_BACKLOG;
     use xenstore_engine::wire::{Header, MsgType, HEADER_LEN, PAYLOAD_MAX};
 
-    use super::{mode, next_message, owed, Mode, Ratio, ROUND_TRIPS};
+    use super::{mode, next_message, owed, Mode, ROUND_TRIPS};
 
     rt::entry!(main);
 
@@ -291,20 +283,6 @@ mod unikernel {
     const TX_VALUE: &[u8] = b"in tx";
     /// How long a watch event may take.
     const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
-
-    /// This vCPU's VM exits so far (cloister's CPUID leaf 0x4000_0002):
-    /// (all, VMCALL, HLT).
-    fn exits() -> (u64, u32, u32) {
-        let r = core::arch::x86_64::__cpuid(0x4000_0002);
-        (u64::from(r.ebx) << 32 | u64::from(r.eax), r.ecx, r.edx)
-    }
-
-    /// The emulated-instruction counter (RDTSC: under Bochs it counts
-    /// instructions).
-    fn ticks() -> u64 {
-        // SAFETY: RDTSC only reads the time-stamp counter.
-        unsafe { core::arch::x86_64::_rdtsc() }
-    }
 
     /// The next watch event, waiting for it at most [`EVENT_TIMEOUT`].
     fn next_event(st: &mut Store, what: &str) -> Result<WatchEvent, Fail> {
@@ -403,7 +381,7 @@ mod unikernel {
 
         // Round trips: each read is one request and its reply.
         let (mut total, mut fastest) = (0u64, u64::MAX);
-        let (e0, c0, h0) = exits();
+        let e0 = vm_exits();
         for _ in 0..ROUND_TRIPS {
             let t0 = ticks();
             let v = st.read(Tx::NONE, GREETING_PATH).ctx("timed read")?;
@@ -414,17 +392,15 @@ mod unikernel {
             total = total.saturating_add(dt);
             fastest = fastest.min(dt);
         }
-        let (e1, c1, h1) = exits();
+        let e = vm_exits().since(e0);
         let n = u64::from(ROUND_TRIPS);
-        // Less the CPUID that read `e1`.
-        let all = e1.wrapping_sub(e0).saturating_sub(1);
         println!(
             "storeprobe: good: {ROUND_TRIPS} reads: {} ticks per round trip (fastest {fastest}); \
              VM exits per round trip {} (VMCALL {}, HLT {})",
             total / n,
-            Ratio(all, n),
-            Ratio(u64::from(c1.wrapping_sub(c0)), n),
-            Ratio(u64::from(h1.wrapping_sub(h0)), n),
+            Ratio(e.total, n),
+            Ratio(u64::from(e.vmcall), n),
+            Ratio(u64::from(e.hlt), n),
         );
         println!("storeprobe: good: every operation as expected");
         Ok(())
@@ -741,12 +717,5 @@ mod tests {
         let mut bad = vec![0u8; HEADER_LEN];
         bad[12..16].copy_from_slice(&4097u32.to_le_bytes());
         assert_eq!(next_message(&mut bad), Err(WireError::PayloadTooLong(4097)));
-    }
-
-    #[test]
-    fn ratios_have_two_decimals() {
-        assert_eq!(Ratio(801, 200).to_string(), "4.00");
-        assert_eq!(Ratio(1, 3).to_string(), "0.33");
-        assert_eq!(Ratio(5, 0).to_string(), "5.00", "no division by zero");
     }
 }

@@ -37,15 +37,16 @@
 //! * [`irq`]: local APIC + IOAPIC routing and MSI vectors, and [`irq::wait`]
 //!   (halt until an interrupt or a deadline), with polling as the fallback;
 //! * [`time`]: a monotonic clock from the TSC (CPUID 0x15/0x16, the hypervisor
-//!   leaf, or PIT calibration);
+//!   leaf, or PIT calibration), and the raw TSC ([`time::ticks`]);
 //! * [`dma`]: page-aligned device-visible memory with known addresses;
 //! * [`virtio`]: `virtio-drivers` with the runtime's HAL and PCI transport;
-//! * [`footprint`]: the guest RAM the unikernel uses.
+//! * [`footprint`]: the guest RAM the unikernel uses;
+//! * [`stats`]: this vCPU's VM exits as cloister counts them.
 //!
 //! On other targets only the hardware-independent logic ([`start_info`],
 //! [`heap`], [`acpi`], [`pci`] without `hw`, [`mmio::check_range`], [`time`]
-//! arithmetic, [`apic`] encodings, [`mod@exit`] constants) is built, so it can be
-//! unit-tested on the host.
+//! and [`stats`] arithmetic, [`apic`] encodings, [`mod@exit`] constants) is
+//! built, so it can be unit-tested on the host.
 
 #![cfg_attr(not(test), no_std)]
 #![warn(missing_docs)]
@@ -72,6 +73,7 @@ pub mod pci;
 #[cfg(target_os = "none")]
 pub mod serial;
 pub mod start_info;
+pub mod stats;
 pub mod time;
 #[cfg(target_os = "none")]
 pub mod virtio;

@@ -159,7 +159,7 @@ pub fn nanos_to_ticks(nanos: u64, hz: u64) -> u64 {
 }
 
 #[cfg(target_os = "none")]
-pub use hw::{calibration, init, now, spin, Calibration};
+pub use hw::{calibration, init, now, spin, ticks, Calibration};
 
 #[cfg(target_os = "none")]
 mod hw {
@@ -180,7 +180,9 @@ mod hw {
 
     static CLOCK: spin::Once<Calibration> = spin::Once::new();
 
-    fn rdtsc() -> u64 {
+    /// The raw time-stamp counter (RDTSC). Under Bochs it counts emulated
+    /// instructions, so differences of it measure work.
+    pub fn ticks() -> u64 {
         // SAFETY: rdtsc only reads the time-stamp counter.
         unsafe { _rdtsc() }
     }
@@ -218,11 +220,11 @@ mod hw {
             cmd.write(0b1011_0000); // channel 2, lo/hi, mode 0, binary
             ch2.write(COUNT as u8);
             ch2.write((COUNT >> 8) as u8);
-            let start = rdtsc();
+            let start = ticks();
             let mut end = None;
             for _ in 0..50_000_000u32 {
                 if gate.read() & 0x20 != 0 {
-                    end = Some(rdtsc());
+                    end = Some(ticks());
                     break;
                 }
             }
@@ -240,7 +242,7 @@ mod hw {
             Calibration {
                 tsc_hz,
                 source,
-                tsc_start: rdtsc(),
+                tsc_start: ticks(),
             }
         })
     }
@@ -253,7 +255,7 @@ mod hw {
     /// The current time (calibrating first if needed).
     pub fn now() -> Instant {
         let c = init();
-        Instant(ticks_to_nanos(rdtsc().wrapping_sub(c.tsc_start), c.tsc_hz))
+        Instant(ticks_to_nanos(ticks().wrapping_sub(c.tsc_start), c.tsc_hz))
     }
 
     /// Busy-waits for `d`.

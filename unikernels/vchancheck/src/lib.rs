@@ -65,6 +65,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use hello::{Fnv1a64, Pattern};
+use rt::stats::{Ratio, VmExits};
 
 /// What every line starts with.
 pub const PREFIX: &str = "vchancheck: ";
@@ -438,7 +439,7 @@ pub fn throughput_line(
     orders: (u8, u8),
     bytes: u64,
     ticks: u64,
-    exits: Exits,
+    exits: VmExits,
 ) -> String {
     let rate = u128::from(bytes) * 2 * 1_000_000 / u128::from(ticks.max(1));
     format!(
@@ -461,51 +462,9 @@ pub fn ping(i: u32) -> [u8; PING_LEN] {
     p
 }
 
-/// VM exits of this vCPU (cloister's CPUID leaf 0x4000_0002).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Exits {
-    /// All exits.
-    pub total: u64,
-    /// VMCALL exits (hypercalls).
-    pub vmcall: u32,
-    /// HLT exits.
-    pub hlt: u32,
-}
-
-impl Exits {
-    /// From the leaf's registers: EAX:EBX = all (low, high), ECX = VMCALL,
-    /// EDX = HLT.
-    pub fn from_leaf(eax: u32, ebx: u32, ecx: u32, edx: u32) -> Exits {
-        Exits {
-            total: u64::from(ebx) << 32 | u64::from(eax),
-            vmcall: ecx,
-            hlt: edx,
-        }
-    }
-
-    /// Exits between `earlier` and `self`, less the CPUID that read `self`.
-    pub fn since(self, earlier: Exits) -> Exits {
-        Exits {
-            total: self.total.wrapping_sub(earlier.total).saturating_sub(1),
-            vmcall: self.vmcall.wrapping_sub(earlier.vmcall),
-            hlt: self.hlt.wrapping_sub(earlier.hlt),
-        }
-    }
-}
-
-/// `a / b` with two decimals.
-pub struct Ratio(pub u64, pub u64);
-
-impl fmt::Display for Ratio {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let hundredths = u128::from(self.0) * 100 / u128::from(self.1.max(1));
-        write!(f, "{}.{:02}", hundredths / 100, hundredths % 100)
-    }
-}
-
 /// The ping-pong line: the client's has `ticks` (per round trip), the
 /// server's not. Each side handled `2 * ROUND_TRIPS` messages.
-pub fn pingpong_line(role: Role, ticks: Option<u64>, exits: Exits) -> String {
+pub fn pingpong_line(role: Role, ticks: Option<u64>, exits: VmExits) -> String {
     let msgs = u64::from(ROUND_TRIPS) * 2;
     let timing = match ticks {
         Some(t) => format!(
@@ -721,7 +680,7 @@ mod tests {
                 (14, 14),
                 500_000,
                 1_000_000,
-                Exits {
+                VmExits {
                     total: 9,
                     vmcall: 4,
                     hlt: 3
@@ -730,18 +689,11 @@ mod tests {
             "vchancheck: channel 14: orders 14/14: 500000 bytes each way in 1000000 ticks: \
              1000000 bytes per million ticks; 9 VM exits (VMCALL 4, HLT 3)"
         );
-        let e = Exits::from_leaf(1000, 1, 30, 7).since(Exits::from_leaf(100, 1, 10, 2));
-        assert_eq!(
-            e,
-            Exits {
-                total: 899,
-                vmcall: 20,
-                hlt: 5
-            }
-        );
-        assert_eq!(Exits::from_leaf(5, 2, 0, 0).total, (2 << 32) + 5);
-        assert_eq!(Ratio(1, 3).to_string(), "0.33");
-        assert_eq!(Ratio(800, 400).to_string(), "2.00");
+        let e = VmExits {
+            total: 899,
+            vmcall: 20,
+            hlt: 5,
+        };
         assert_eq!(
             pingpong_line(Role::Client, Some(2000), e),
             "vchancheck: ping-pong (client): 200 round trips of 32 bytes: 10 ticks per round \

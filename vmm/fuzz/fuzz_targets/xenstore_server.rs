@@ -32,27 +32,10 @@ use xenstore_engine::server::{Host, Server, EVENT_BACKLOG, REPLY_BACKLOG, TOOLST
 use xenstore_engine::wire::{self, Header, MsgType, HEADER_LEN, PAYLOAD_MAX};
 use xenstore_engine::{Config, DomId, Quota, Store};
 
-/// A ring page.
-struct Page(Vec<u8>);
-
-impl RingMem for Page {
-    fn load_u32(&self, offset: usize) -> u32 {
-        self.0[..].load_u32(offset)
-    }
-    fn store_u32(&mut self, offset: usize, value: u32) {
-        self.0[..].store_u32(offset, value)
-    }
-    fn read(&self, offset: usize, buf: &mut [u8]) {
-        RingMem::read(&self.0[..], offset, buf)
-    }
-    fn write(&mut self, offset: usize, buf: &[u8]) {
-        RingMem::write(&mut self.0[..], offset, buf)
-    }
-}
-
 #[derive(Default)]
 struct Sim {
-    pages: BTreeMap<DomId, Page>,
+    /// Ring pages (`Vec<u8>` is a `RingMem`).
+    pages: BTreeMap<DomId, Vec<u8>>,
     connected: BTreeSet<DomId>,
     refuse: BTreeSet<DomId>,
 }
@@ -175,7 +158,7 @@ fn toolstack(sim: &mut Sim, id: &mut u32, msgs: &[Vec<u8>]) {
 fuzz_target!(|ops: Vec<Op>| {
     let mut sim = Sim::default();
     for d in 0..=3 {
-        sim.pages.insert(d, Page(vec![0; 4096]));
+        sim.pages.insert(d, vec![0; 4096]);
     }
     let mut store = Store::new(Config {
         quota: Quota {

@@ -9,12 +9,14 @@ use alloc::vec;
 use core::fmt::Display;
 
 use rt::println;
+use rt::stats::{vm_exits, VmExits};
+use rt::time::ticks;
 use rt::xen::GrantTable;
 use vchan::{Errno, VchanError, Wait};
 use vchan_rt::{XenPlatform, XenVchan, XenWait};
 use vchancheck::{
     expected_sum, ok_line, pingpong_line, seed, throughput_line, transfer_line, Channel, Checksum,
-    Config, Dir, Exits, Role, Stream, CHANNELS, PING_LEN, ROUND_TRIPS,
+    Config, Dir, Role, Stream, CHANNELS, PING_LEN, ROUND_TRIPS,
 };
 
 rt::entry!(main, stack = 64 * 1024);
@@ -81,19 +83,6 @@ fn setup(role: Role) -> Result<XenPlatform, Fail> {
     Ok(XenPlatform::new(xen, grants, store, domid))
 }
 
-/// The emulated-instruction counter (RDTSC: under Bochs it counts
-/// instructions).
-pub fn ticks() -> u64 {
-    // SAFETY: RDTSC only reads the time-stamp counter.
-    unsafe { core::arch::x86_64::_rdtsc() }
-}
-
-/// This vCPU's VM exits so far (cloister's CPUID leaf 0x4000_0002).
-pub fn exits() -> Exits {
-    let r = core::arch::x86_64::__cpuid(0x4000_0002);
-    Exits::from_leaf(r.eax, r.ebx, r.ecx, r.edx)
-}
-
 /// Sleeps until the store may have sent a watch event: at once if one is
 /// queued (events are drained), else until the store's port fires.
 pub fn wait_store(plat: &mut XenPlatform) -> Result<(), Fail> {
@@ -146,7 +135,7 @@ pub struct Bulk {
     tx_sum: u64,
     rx_sum: u64,
     ticks: u64,
-    exits: Exits,
+    exits: VmExits,
 }
 
 impl Bulk {
@@ -191,7 +180,7 @@ pub fn bulk(v: &mut XenVchan, w: &mut XenWait, c: &Channel, role: Role) -> Resul
     let (mut tx_off, mut tx_len) = (0usize, 0usize);
     let (mut generated, mut sent, mut received) = (0u64, 0u64, 0u64);
     let what = alloc::format!("channel {}", c.label);
-    let (start, e0) = (ticks(), exits());
+    let (start, e0) = (ticks(), vm_exits());
     while sent < total || received < total {
         let mut progress = false;
         if sent < total {
@@ -235,7 +224,7 @@ pub fn bulk(v: &mut XenVchan, w: &mut XenWait, c: &Channel, role: Role) -> Resul
         tx_sum: tx_sum.finish(),
         rx_sum: rx_sum.finish(),
         ticks: ticks().wrapping_sub(start),
-        exits: exits().since(e0),
+        exits: vm_exits().since(e0),
     })
 }
 
@@ -260,7 +249,7 @@ pub fn bulk_all(chans: &mut [XenVchan], w: &mut XenWait, role: Role) -> Result<(
 /// still be reporting its bulk phase); the clock starts after it.
 pub fn ping_client(v: &mut XenVchan, w: &mut XenWait) -> Result<(), Fail> {
     let mut back = [0u8; PING_LEN];
-    let (mut t0, mut e0) = (ticks(), exits());
+    let (mut t0, mut e0) = (ticks(), vm_exits());
     for i in 0..=ROUND_TRIPS {
         let p = vchancheck::ping(i);
         v.send_blocking(w, &p).ctx("ping-pong: send")?;
@@ -269,10 +258,10 @@ pub fn ping_client(v: &mut XenVchan, w: &mut XenWait) -> Result<(), Fail> {
             return fail(alloc::format!("ping-pong: echo {i} differs"));
         }
         if i == 0 {
-            (t0, e0) = (ticks(), exits());
+            (t0, e0) = (ticks(), vm_exits());
         }
     }
-    let e = exits().since(e0);
+    let e = vm_exits().since(e0);
     let t = ticks().wrapping_sub(t0);
     println!("{}", pingpong_line(Role::Client, Some(t), e));
     Ok(())
@@ -282,7 +271,7 @@ pub fn ping_client(v: &mut XenVchan, w: &mut XenWait) -> Result<(), Fail> {
 /// as the client does).
 pub fn ping_server(v: &mut XenVchan, w: &mut XenWait) -> Result<(), Fail> {
     let mut p = [0u8; PING_LEN];
-    let mut e0 = exits();
+    let mut e0 = vm_exits();
     for i in 0..=ROUND_TRIPS {
         v.recv_blocking(w, &mut p).ctx("ping-pong: receive")?;
         if p != vchancheck::ping(i) {
@@ -290,10 +279,10 @@ pub fn ping_server(v: &mut XenVchan, w: &mut XenWait) -> Result<(), Fail> {
         }
         v.send_blocking(w, &p).ctx("ping-pong: send")?;
         if i == 0 {
-            e0 = exits();
+            e0 = vm_exits();
         }
     }
-    let e = exits().since(e0);
+    let e = vm_exits().since(e0);
     println!("{}", pingpong_line(Role::Server, None, e));
     Ok(())
 }
