@@ -1,14 +1,21 @@
 //! Command-line handling of the `hostile` unikernel, shared with host tests.
 //!
 //! The command line is a list of words naming steps, run in the fixed order
-//! `ports`, `msr`, `mem`, `triple` whatever order they are given in. No step
-//! words means every step. Words containing `=` are options for someone else (the
-//! VMM, the runtime) and are ignored.
+//! `ports`, `msr`, `xen`, `mem`, `triple` whatever order they are given in.
+//! No step words means every step but `xen` (which needs the Xen ABI).
+//! Words containing `=` are options: `peer=<domid>` for the `xen` step
+//! ([`peer`]); the others are for someone else (the VMM, the runtime) and
+//! are ignored.
+//!
+//! The `xen` step's battery of bad hypercalls, its expected results and its
+//! console lines are in [`xen`].
 
 #![no_std]
 #![forbid(unsafe_code)]
 
 use core::fmt;
+
+pub mod xen;
 
 /// One probe `hostile` can run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,6 +24,8 @@ pub enum Step {
     Ports,
     /// Read and write unknown MSRs, expecting `#GP`.
     Msr,
+    /// Bad hypercalls through the Xen ABI, each refused (see [`xen`]).
+    Xen,
     /// Read and write guest-physical memory outside RAM.
     Mem,
     /// Triple-fault: load an empty IDT and raise an exception. Ends the VM.
@@ -25,13 +34,17 @@ pub enum Step {
 
 impl Step {
     /// Every step, in the order they run.
-    pub const ALL: [Step; 4] = [Step::Ports, Step::Msr, Step::Mem, Step::Triple];
+    pub const ALL: [Step; 5] = [Step::Ports, Step::Msr, Step::Xen, Step::Mem, Step::Triple];
+
+    /// The steps run when the command line names none: all but `xen`.
+    pub const DEFAULT: [Step; 4] = [Step::Ports, Step::Msr, Step::Mem, Step::Triple];
 
     /// The command-line word for the step.
     pub const fn name(self) -> &'static str {
         match self {
             Step::Ports => "ports",
             Step::Msr => "msr",
+            Step::Xen => "xen",
             Step::Mem => "mem",
             Step::Triple => "triple",
         }
@@ -64,7 +77,11 @@ pub struct UnknownStep<'a>(pub &'a str);
 
 impl fmt::Display for UnknownStep<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown step `{}` (known: ports msr mem triple)", self.0)
+        write!(
+            f,
+            "unknown step `{}` (known: ports msr xen mem triple)",
+            self.0
+        )
     }
 }
 
@@ -82,18 +99,40 @@ pub fn parse_steps(cmdline: &str) -> Result<Steps, UnknownStep<'_>> {
         set |= step.bit();
     }
     Ok(Steps(if set == 0 {
-        Step::ALL.iter().fold(0, |a, s| a | s.bit())
+        Step::DEFAULT.iter().fold(0, |a, s| a | s.bit())
     } else {
         set
     }))
+}
+
+/// A `peer=` option whose value is not a domain id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadPeer<'a>(pub &'a str);
+
+impl fmt::Display for BadPeer<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "peer={} is not a domain id", self.0)
+    }
+}
+
+/// The `peer=<domid>` option (the last one counts): another running domain
+/// that grants this one nothing, for the `xen` step's calls that name a
+/// domain other than their caller.
+pub fn peer(cmdline: &str) -> Result<Option<u16>, BadPeer<'_>> {
+    cmdline
+        .split_ascii_whitespace()
+        .filter_map(|w| w.strip_prefix("peer="))
+        .next_back()
+        .map(|v| v.parse().map_err(|_| BadPeer(v)))
+        .transpose()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn names(s: Steps) -> [Option<&'static str>; 4] {
-        let mut out = [None; 4];
+    fn names(s: Steps) -> [Option<&'static str>; 5] {
+        let mut out = [None; 5];
         for (slot, step) in out.iter_mut().zip(s.iter()) {
             *slot = Some(step.name());
         }
@@ -106,7 +145,17 @@ mod tests {
             let s = parse_steps(cmdline).expect("valid");
             assert_eq!(
                 names(s),
-                [Some("ports"), Some("msr"), Some("mem"), Some("triple")]
+                [
+                    Some("ports"),
+                    Some("msr"),
+                    Some("mem"),
+                    Some("triple"),
+                    None
+                ]
+            );
+            assert!(
+                !s.contains(Step::Xen),
+                "xen needs the Xen ABI: not a default"
             );
         }
     }
@@ -114,15 +163,30 @@ mod tests {
     #[test]
     fn selection_runs_in_fixed_order() {
         let s = parse_steps("mem ports  mem").expect("valid");
-        assert_eq!(names(s), [Some("ports"), Some("mem"), None, None]);
+        assert_eq!(names(s), [Some("ports"), Some("mem"), None, None, None]);
         assert!(!s.contains(Step::Triple));
         let s = parse_steps("triple x=1 msr").expect("valid");
-        assert_eq!(names(s), [Some("msr"), Some("triple"), None, None]);
+        assert_eq!(names(s), [Some("msr"), Some("triple"), None, None, None]);
+        let s = parse_steps("mem xen peer=2 ports").expect("valid");
+        assert_eq!(
+            names(s),
+            [Some("ports"), Some("xen"), Some("mem"), None, None]
+        );
+    }
+
+    #[test]
+    fn the_peer_option() {
+        assert_eq!(peer("xen peer=2"), Ok(Some(2)));
+        assert_eq!(peer("peer=9 xen peer=3"), Ok(Some(3)));
+        assert_eq!(peer("xen"), Ok(None));
+        assert_eq!(peer("xen peer=x"), Err(BadPeer("x")));
+        assert_eq!(peer("xen peer=65536"), Err(BadPeer("65536")));
     }
 
     #[test]
     fn unknown_words_are_errors() {
         assert_eq!(parse_steps("ports tripel"), Err(UnknownStep("tripel")));
         assert_eq!(parse_steps("PORTS"), Err(UnknownStep("PORTS")));
+        assert_eq!(parse_steps("XEN"), Err(UnknownStep("XEN")));
     }
 }

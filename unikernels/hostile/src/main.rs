@@ -11,6 +11,14 @@
 //!   QEMU's TCG (7.2) returns 0 and ignores writes for unknown MSRs, but does
 //!   raise `#GP` for the misaligned VM_HSAVE_PA write, so that line shows the
 //!   recovery path on both;
+//! * `xen` (needs `peer=<domid>`: another running domain that grants this
+//!   one nothing; not run by default): sets up the Xen ABI (`rt::xen`), makes
+//!   the battery of bad hypercalls of [`hostile::xen`] with raw calls, one
+//!   line per call with its outcome, then checks that its own channels still
+//!   work (an event each way over a channel to itself) and so do its grants
+//!   (its own grant mapped, written through and read back), and prints
+//!   `hostile: xen: N bad calls refused; own channels still work`. Anything
+//!   else is `hostile: xen: FAILED: ...` and exit status 1;
 //! * `mem`: reads 32 bits at the first address past low RAM (from the memory
 //!   map); then reads, writes 0x5a5a5a5a and reads again at 0xfe000000 and
 //!   0x100000000 (each skipped if the memory map says it is RAM);
@@ -25,7 +33,7 @@
 mod unikernel {
     use core::arch::asm;
 
-    use hostile::{parse_steps, Step};
+    use hostile::{parse_steps, peer, Step};
     use rt::println;
     use rt::start_info::MemoryType;
     use x86_64::instructions::port::Port;
@@ -40,11 +48,28 @@ mod unikernel {
                 return rt::exit::FAILURE;
             }
         };
+        let peer = match peer(rt::cmdline()) {
+            Ok(p) => p,
+            Err(e) => {
+                println!("hostile: {e}");
+                return rt::exit::FAILURE;
+            }
+        };
         for step in steps.iter() {
             println!("hostile: step {}", step.name());
             match step {
                 Step::Ports => ports(),
                 Step::Msr => msr(),
+                Step::Xen => {
+                    let Some(peer) = peer else {
+                        println!("hostile: xen: FAILED: the xen step needs peer=<domid>");
+                        return rt::exit::FAILURE;
+                    };
+                    if let Err(e) = super::xen_step::run(peer) {
+                        println!("hostile: xen: FAILED: {e}");
+                        return rt::exit::FAILURE;
+                    }
+                }
                 Step::Mem => mem(),
                 Step::Triple => triple(),
             }
@@ -149,6 +174,239 @@ mod unikernel {
         unsafe {
             asm!("lidt [{}]", "ud2", in(reg) &empty, options(noreturn, nostack));
         }
+    }
+}
+
+/// The `xen` step on the guest: the facts of the running system, the
+/// battery on the real hypervisor, and the checks that this domain's own
+/// channels and grants still work.
+#[cfg(target_os = "none")]
+mod xen_step {
+    extern crate alloc;
+
+    use alloc::format;
+    use alloc::string::String;
+    use core::cell::UnsafeCell;
+
+    use hostile::xen::{self as battery, Done, Facts, Line, Machine, SCRATCH_LEN};
+    use rt::println;
+    use rt::start_info::MemoryType;
+    use rt::xen::{window, ChannelStatus, GrantTable, OwnedPage, Port, Xen};
+
+    /// The battery's argument structs (the hypervisor writes results here).
+    #[repr(C, align(64))]
+    struct Scratch(UnsafeCell<[u8; SCRATCH_LEN]>);
+
+    // SAFETY: one vCPU; the buffer is only accessed volatilely, by the
+    // battery and by the hypervisor during its calls.
+    unsafe impl Sync for Scratch {}
+
+    static SCRATCH: Scratch = Scratch(UnsafeCell::new([0; SCRATCH_LEN]));
+
+    /// This guest as the battery's machine.
+    struct Guest {
+        xen: &'static Xen,
+    }
+
+    impl Machine for Guest {
+        fn scratch(&self) -> u64 {
+            SCRATCH.0.get() as u64
+        }
+
+        fn put_scratch(&mut self, bytes: &[u8; SCRATCH_LEN]) {
+            let p = SCRATCH.0.get().cast::<u8>();
+            for (i, b) in bytes.iter().enumerate() {
+                // SAFETY: inside the static buffer; no reference to it exists.
+                unsafe { core::ptr::write_volatile(p.add(i), *b) };
+            }
+        }
+
+        fn get_scratch(&mut self) -> [u8; SCRATCH_LEN] {
+            let p = SCRATCH.0.get().cast::<u8>();
+            let mut out = [0u8; SCRATCH_LEN];
+            for (i, b) in out.iter_mut().enumerate() {
+                // SAFETY: as in `put_scratch`.
+                *b = unsafe { core::ptr::read_volatile(p.add(i)) };
+            }
+            out
+        }
+
+        fn hypercall(&mut self, nr: u64, args: [u64; 5]) -> i64 {
+            // SAFETY: the battery's pointer arguments are the scratch buffer
+            // (only accessed volatilely, so the hypervisor may write it) or
+            // places where Xen's rules let the hypervisor write nothing: not
+            // mapped, not canonical, not RAM, or — read as data by calls that
+            // fail without writing — the hypercall page and the store ring's
+            // last bytes. Its grant operations use this step's own page and
+            // a window frame the runtime never maps; none of its calls, as
+            // Xen's rules answer them, touches the store's channel,
+            // `shared_info`, the grant frames or the upcall. A hypervisor
+            // that answered otherwise is what the battery reports.
+            unsafe { self.xen.raw_hypercall(nr, args) }
+        }
+
+        fn write_hypercall_msr(&mut self, value: u64) -> bool {
+            // SAFETY: an accepted write would make the hypervisor fill a page
+            // with hypercall stubs; the battery writes only values it must
+            // refuse (misaligned, or no page of RAM there) — and one it
+            // accepted would name the hypercall page itself or no RAM.
+            unsafe { rt::msr::write_safe(self.xen.info().msr, value) }
+        }
+    }
+
+    /// A failed step, as the reason.
+    type Fail = String;
+
+    fn failed(what: &str) -> impl FnOnce(rt::xen::Errno) -> Fail + '_ {
+        move |e| format!("{what}: {e}")
+    }
+
+    fn grant_failed(what: &str) -> impl FnOnce(rt::xen::GrantError) -> Fail + '_ {
+        move |e| format!("{what}: {e}")
+    }
+
+    /// The facts of this system; the grants and the page they name are the
+    /// step's.
+    fn facts(
+        xen: &'static Xen,
+        peer: u16,
+        grants: &GrantTable,
+        page: &OwnedPage,
+    ) -> Result<Facts, Fail> {
+        let me = xen
+            .domid()
+            .ok_or("CPUID does not report this domain's id")?;
+        let (store_pfn, store_port) = xen.store_params();
+        let port = Port::try_from(store_port).map_err(|_| format!("store port {store_port}"))?;
+        let store = match xen
+            .status(port)
+            .map_err(failed("status of the store port"))?
+        {
+            ChannelStatus::Unbound { remote } | ChannelStatus::Interdomain { remote, .. } => remote,
+            other => return Err(format!("the store port {port} is {other:?}")),
+        };
+        // The VMM gives the store ring RAM's last page.
+        let ram_end = (store_pfn + 1) * 4096;
+        let info = rt::boot_info().ok_or("no boot information")?;
+        if info
+            .memmap()
+            .iter()
+            .any(|e| e.kind == MemoryType::Ram && e.end() > ram_end && e.addr < rt::MMIO_WINDOW.0)
+        {
+            return Err(format!(
+                "RAM beyond the store ring's page at {store_pfn:#x}"
+            ));
+        }
+        let w = xen.window();
+        let shared_info = w.shared_info();
+        let grant = |gfn: u64, readonly: bool| {
+            grants
+                .grant_access(me, gfn, readonly)
+                .map_err(grant_failed("granting to itself"))
+        };
+        Ok(Facts {
+            me,
+            peer,
+            store,
+            ram_end,
+            store_ring: store_pfn * 4096,
+            shared_info,
+            grant_frame: w.grant_frame(0),
+            free_frame: w.map_base() + u64::from(window::MAP_SLOTS - 1) * 4096,
+            hypercall_page: xen.hypercall_page(),
+            own_page: page.gfn() << 12,
+            grant_rw: grant(page.gfn(), false)?,
+            grant_ro: grant(page.gfn(), true)?,
+            grant_not_ram: grant(shared_info >> 12, false)?,
+        })
+    }
+
+    /// An event each way over a channel from this domain to itself.
+    fn own_channel(xen: &Xen, me: u16) -> Result<(), Fail> {
+        let p = xen.alloc_unbound(me).map_err(failed("alloc_unbound"))?;
+        let q = xen
+            .bind_interdomain(me, p)
+            .map_err(failed("bind_interdomain"))?;
+        // A new binding starts out fired.
+        xen.take(q);
+        xen.send(q).map_err(failed("send"))?;
+        if !xen.take(p) {
+            return Err(format!("sent on port {q}; port {p} did not fire"));
+        }
+        xen.send(p).map_err(failed("send"))?;
+        if !xen.take(q) {
+            return Err(format!("sent on port {p}; port {q} did not fire"));
+        }
+        xen.close(q).map_err(failed("close"))?;
+        xen.close(p).map_err(failed("close"))?;
+        println!("hostile: xen: own channel {p} <-> {q}: an event each way, then closed");
+        Ok(())
+    }
+
+    /// Its own grant mapped, written through the mapping and read back from
+    /// the page; then every grant of the step ended.
+    fn own_grant(grants: &GrantTable, f: &Facts, page: &OwnedPage) -> Result<(), Fail> {
+        const PATTERN: u64 = 0x686f_7374_696c_6521;
+        let mapped = grants
+            .map(f.me, f.grant_rw, false)
+            .map_err(grant_failed("mapping its own grant"))?;
+        let gpa = mapped.gpa();
+        mapped.page().store_u64(8, PATTERN);
+        let seen = page.page().load_u64(8);
+        grants
+            .unmap(mapped)
+            .map_err(grant_failed("unmapping its own grant"))?;
+        if seen != Some(PATTERN) {
+            return Err(format!(
+                "wrote {PATTERN:#x} through the mapping, the page has {seen:x?}"
+            ));
+        }
+        for gref in [f.grant_rw, f.grant_ro, f.grant_not_ram] {
+            grants
+                .end_access(gref)
+                .map_err(grant_failed("ending a grant"))?;
+        }
+        println!(
+            "hostile: xen: own grant {} mapped at {gpa:#x}, written through and read back; grants ended",
+            f.grant_rw
+        );
+        Ok(())
+    }
+
+    /// The step.
+    pub fn run(peer: u16) -> Result<(), Fail> {
+        let xen = rt::xen::init().map_err(|e| format!("{e}"))?;
+        let grants = GrantTable::init(1).map_err(grant_failed("grant table"))?;
+        let page = OwnedPage::new().map_err(|e| format!("{e}"))?;
+        let f = facts(xen, peer, grants, &page)?;
+        println!(
+            "hostile: xen: domain {}, store {}, peer {}; RAM ends at {:#x}, shared_info at {:#x}, \
+             hypercall page at {:#x}, own page at {:#x} (grants {} {} {})",
+            f.me,
+            f.store,
+            f.peer,
+            f.ram_end,
+            f.shared_info,
+            f.hypercall_page,
+            f.own_page,
+            f.grant_rw,
+            f.grant_ro,
+            f.grant_not_ram
+        );
+        let tally = battery::run(&mut Guest { xen }, &f, |case, got| {
+            println!("{}", Line { case, got });
+        });
+        if tally.unexpected != 0 {
+            return Err(format!(
+                "{} of {} calls did not come out as expected",
+                tally.unexpected,
+                tally.unexpected + tally.refused + tally.accepted
+            ));
+        }
+        own_channel(xen, f.me)?;
+        own_grant(grants, &f, &page)?;
+        println!("{}", Done(tally.refused));
+        Ok(())
     }
 }
 

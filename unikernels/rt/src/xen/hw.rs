@@ -52,24 +52,41 @@ struct HypercallPage;
 
 static HYPERCALLS: HypercallPage = HypercallPage;
 
-impl Hypercall for HypercallPage {
-    fn hypercall(&self, nr: u64, args: [u64; 5]) -> i64 {
-        if !HYPERCALLS_READY.load(Ordering::Acquire) || nr >= hypercall::STUBS {
-            return -i64::from(Errno::ENOSYS.errno());
-        }
-        let entry = hypercall_page_gpa() + hypercall::STUB_SIZE as u64 * nr;
+/// Offset of the VMCALL in a stub, after its 5-byte `mov eax, imm32`:
+/// entered there, the stub makes the hypercall RAX already names.
+const STUB_VMCALL: u64 = 5;
+/// Offset of the stub's `ret`, after the 3-byte VMCALL/VMMCALL (where Xen
+/// and cloister's VMM put it; [`stub_ok`] checks the bytes before it).
+const STUB_RET: u64 = 8;
+/// `ret`.
+const RET: u8 = 0xc3;
+
+/// Where [`Xen::raw_hypercall`] enters the page: the VMCALL of a stub that
+/// [`init`] checked, `ret` included (0: none qualified).
+static RAW_ENTRY: AtomicU64 = AtomicU64::new(0);
+
+impl HypercallPage {
+    /// Calls `entry` in the hypercall page with RAX = `rax` and arguments
+    /// 1–5 in RDI, RSI, RDX, R10, R8; returns RAX.
+    ///
+    /// # Safety
+    ///
+    /// `entry` must be a stub of the page, or the VMCALL inside one, that
+    /// [`init`] checked (so it ends in `ret`), and the call must be one the
+    /// caller may make: the hypervisor reads and writes what its pointer
+    /// arguments point at.
+    unsafe fn call(entry: u64, rax: u64, args: [u64; 5]) -> i64 {
         let ret: i64;
-        // SAFETY: the hypervisor filled the page with Xen's stubs (checked
-        // before HYPERCALLS_READY was set): `mov eax, nr; vmcall; ret`. The
-        // call reads and writes only the argument buffers the caller passes
-        // (live, identity-mapped memory) and the registers named here; the
-        // C ABI's caller-saved registers are treated as clobbered. The
+        // SAFETY: per the contract, `entry` runs `[mov eax, nr;] vmcall;
+        // ret`; the call reads and writes only the memory its arguments
+        // point at (the caller's business) and the registers named here;
+        // the C ABI's caller-saved registers are treated as clobbered. The
         // target has no red zone, so `call` may push below RSP.
         unsafe {
             core::arch::asm!(
                 "call {entry}",
                 entry = in(reg) entry,
-                lateout("rax") ret,
+                inlateout("rax") rax => ret,
                 inlateout("rdi") args[0] => _,
                 inlateout("rsi") args[1] => _,
                 inlateout("rdx") args[2] => _,
@@ -79,6 +96,20 @@ impl Hypercall for HypercallPage {
             );
         }
         ret
+    }
+}
+
+impl Hypercall for HypercallPage {
+    fn hypercall(&self, nr: u64, args: [u64; 5]) -> i64 {
+        if !HYPERCALLS_READY.load(Ordering::Acquire) || nr >= hypercall::STUBS {
+            return -i64::from(Errno::ENOSYS.errno());
+        }
+        let entry = hypercall_page_gpa() + hypercall::STUB_SIZE as u64 * nr;
+        // SAFETY: the hypervisor filled the page with Xen's stubs (checked
+        // before HYPERCALLS_READY was set): `mov eax, nr; vmcall; ret`. The
+        // runtime's operations pass live, identity-mapped argument buffers
+        // of the sizes Xen's ABI reads and writes.
+        unsafe { Self::call(entry, nr, args) }
     }
 }
 
@@ -166,6 +197,12 @@ fn setup() -> Result<Xen, InitError> {
     if !HYPERCALLS_USED.iter().all(|&nr| stub_ok(&copy, nr)) {
         return Err(InitError::HypercallPage(gpa));
     }
+    let stub = |nr: u64| nr * hypercall::STUB_SIZE as u64;
+    let raw = HYPERCALLS_USED
+        .iter()
+        .find(|&&nr| copy.get((stub(nr) + STUB_RET) as usize) == Some(&RET))
+        .map_or(0, |&nr| gpa + stub(nr) + STUB_VMCALL);
+    RAW_ENTRY.store(raw, Ordering::Release);
     HYPERCALLS_READY.store(true, Ordering::Release);
     let h = &HYPERCALLS;
     let version = ops::version(h).map_err(failed("xen_version(XENVER_version)"))?;
@@ -228,6 +265,44 @@ impl Xen {
     /// This domain's id, if CPUID reports it.
     pub fn domid(&self) -> Option<DomId> {
         self.info.domid
+    }
+
+    /// The guest-physical (and linear) address of the hypercall page.
+    pub fn hypercall_page(&self) -> u64 {
+        hypercall_page_gpa()
+    }
+
+    /// Makes a hypercall exactly as given, for probing the hypervisor with
+    /// malformed calls (programs use the typed operations): VMCALL with
+    /// RAX = `nr` — all 64 bits, any number, whether or not the page has a
+    /// stub for it (`iret`'s stub is `ud2`; this path never runs it) — and
+    /// arguments 1–5 in RDI, RSI, RDX, R10, R8; returns RAX (negative
+    /// [`Errno`] on failure).
+    ///
+    /// It is the path of every other hypercall, entered at the VMCALL of a
+    /// stub [`init`] checked (after the stub's `mov eax, N`). If no checked
+    /// stub ends in `ret` where Xen's do, it returns `-ENOSYS` without a
+    /// VMCALL.
+    ///
+    /// # Safety
+    ///
+    /// The hypervisor acts on the call as on any other. Its pointer
+    /// arguments let it read and write this guest's memory wherever they
+    /// point (through the guest's page tables): every byte the call may
+    /// write, by Xen's ABI for `nr` and its command, must be memory no live
+    /// Rust object depends on (a buffer passed for the purpose, or
+    /// something that is not RAM). And it can change hypervisor state the
+    /// runtime relies on (close the store's port, move `shared_info` or
+    /// grant-table frames, change the upcall, unmap the runtime's grant
+    /// mappings): the call must leave those alone.
+    pub unsafe fn raw_hypercall(&self, nr: u64, args: [u64; 5]) -> i64 {
+        let entry = RAW_ENTRY.load(Ordering::Acquire);
+        if entry == 0 {
+            return -i64::from(Errno::ENOSYS.errno());
+        }
+        // SAFETY: `entry` is the VMCALL of a stub `init` checked, `ret`
+        // included; what the call may touch is the caller's contract.
+        unsafe { HypercallPage::call(entry, nr, args) }
     }
 
     /// The GPA window.
