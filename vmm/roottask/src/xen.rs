@@ -32,8 +32,8 @@ use sel4::{sys, CPtr, Ipc};
 use spin::Mutex;
 use xen_abi::abi::{gnttabop, hvmop, virq};
 use xen_abi::{
-    DomId, DomainConfig, GrantMapping, GuestMem, Hub, HubConfig, Platform, Regs, SharedPage,
-    SpecialPage, PAGE_SIZE,
+    DomId, GrantMapping, GuestMem, Hub, HubConfig, Platform, Regs, SharedPage, SpecialPage,
+    PAGE_SIZE,
 };
 use xenstore_engine::client;
 use xenstore_engine::ring::{self, Ring, RingMem};
@@ -41,8 +41,6 @@ use xenstore_engine::wire::MsgType;
 
 /// Where the VMM maps the pages it owns (PML4 slot 3).
 const SPECIAL_AREA: u64 = 0x180_0000_0000;
-/// Guest-physical frames at and above this are never special or foreign.
-const GFN_WINDOW_END: u64 = (4 << 30) >> 12;
 const PAGE: u64 = PAGE_SIZE as u64;
 
 /// A page the VMM owns (shared_info or a grant-table frame).
@@ -234,7 +232,7 @@ impl Plat<'_> {
 
     /// Whether `gfn` is somewhere `dom` may have special or foreign pages.
     fn in_window(d: &Dom, gfn: u64) -> bool {
-        gfn >= d.pages && gfn < GFN_WINDOW_END
+        xen_abi::policy::foreign_gfn_allowed(d.pages, gfn)
     }
 }
 
@@ -437,17 +435,6 @@ pub struct NewDomain {
     pub name: &'static str,
 }
 
-/// The configuration every domain gets.
-fn domain_config() -> DomainConfig {
-    DomainConfig {
-        nr_vcpus: 1,
-        max_ports: 1024,
-        max_grant_frames: 4,
-        max_maptrack: 256,
-        ..DomainConfig::default()
-    }
-}
-
 /// Adds a VM to the hub (during boot, with the manager's kernel).
 pub fn add_domain(k: &mut Kernel, nd: &NewDomain) -> Result<(), KError> {
     let mut w = WORLD.lock();
@@ -481,7 +468,7 @@ pub fn add_domain(k: &mut Kernel, nd: &NewDomain) -> Result<(), KError> {
         s: &mut w.state,
     };
     w.hub
-        .add_domain(nd.id, domain_config(), &mut plat)
+        .add_domain(nd.id, xen_abi::policy::domain_config(), &mut plat)
         .map_err(|_| refused("adding the domain to the hub"))
 }
 

@@ -65,6 +65,7 @@ pub mod gnttab;
 mod hub;
 mod mem;
 pub mod model;
+pub mod policy;
 pub mod shinfo;
 
 #[cfg(test)]

@@ -18,8 +18,7 @@ use xen_abi::decode::AddToPhysmap;
 use xen_abi::gnttab::{locate, EntryV1};
 use xen_abi::model::ModelPlatform;
 use xen_abi::{
-    DomainConfig, GrantMapping, GuestMem, Hub, HubConfig, MemFault, Mode, Platform, Regs,
-    SpecialPage, XenError,
+    GrantMapping, GuestMem, Hub, HubConfig, MemFault, Mode, Platform, Regs, SpecialPage, XenError,
 };
 
 use super::*;
@@ -54,23 +53,12 @@ fn facts() -> Facts {
     }
 }
 
-/// The VMM's configuration of every domain (vmm/roottask/src/xen.rs).
-fn domain_config() -> DomainConfig {
-    DomainConfig {
-        nr_vcpus: 1,
-        max_ports: 1024,
-        max_grant_frames: 4,
-        max_maptrack: 256,
-        ..DomainConfig::default()
-    }
-}
-
 /// The model platform with cloister's rule for where special pages and
 /// grant mappings may go.
 struct Cloister<'a>(&'a mut ModelPlatform);
 
 fn in_window(gfn: u64) -> bool {
-    (RAM_PAGES..(4 << 30) >> 12).contains(&gfn)
+    xen_abi::policy::foreign_gfn_allowed(RAM_PAGES, gfn)
 }
 
 impl Platform for Cloister<'_> {
@@ -153,8 +141,12 @@ impl Sim {
         let mut plat = ModelPlatform::new();
         for id in [STORE, PEER, ME] {
             plat.add_domain(id, RAM_PAGES);
-            hub.add_domain(id, domain_config(), &mut Cloister(&mut plat))
-                .unwrap();
+            hub.add_domain(
+                id,
+                xen_abi::policy::domain_config(),
+                &mut Cloister(&mut plat),
+            )
+            .unwrap();
             hub.toolstack_set_param(id, hvmop::PARAM_STORE_PFN, RAM_PAGES - 1)
                 .unwrap();
         }
