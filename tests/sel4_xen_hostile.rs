@@ -36,7 +36,19 @@ const TIMEOUT: Duration = Duration::from_secs(900);
 const STORE: (&str, u16) = ("store", 1);
 const CLIENT: (&str, u16) = ("client", 2);
 const HOSTILE: (&str, u16) = ("hostile", 3);
+/// Probes grant revocation; the VMM stops it.
+const REVOKE: (&str, u16) = ("revoke", 4);
+/// The VMs that must exit with status 0.
 const VMS: [(&str, u16); 3] = [STORE, CLIENT, HOSTILE];
+/// Every VM of the description, in order.
+const ALL_VMS: [(&str, u16); 4] = [STORE, CLIENT, HOSTILE, REVOKE];
+
+/// revoke's line before its probe (a prefix: the reference, address and
+/// value follow), and the VMM's verdict on the probe (a prefix: the address
+/// and RIP follow).
+const REVOKE_PROBE: &str = "hostile: revoke: own grant ";
+const REVOKE_STOPPED: &str =
+    "cloister: vm revoke: stopped: read of unmapped guest-physical address 0x";
 
 /// The store client's results that involve the hostile domain (3), and its
 /// last line, printed only if every operation came out right.
@@ -55,7 +67,7 @@ const VMM_PANIC: &str = "cloister: VMM panic";
 
 #[test]
 fn hostile_hypercalls_are_refused_and_hurt_nobody() {
-    let Some(console) = fulltest::boot_system("sel4_xen_hostile", SYSTEM, &VMS, TIMEOUT) else {
+    let Some(console) = fulltest::boot_system("sel4_xen_hostile", SYSTEM, &ALL_VMS, TIMEOUT) else {
         return;
     };
     console.assert_ran();
@@ -113,9 +125,23 @@ fn hostile_hypercalls_are_refused_and_hurt_nobody() {
         console.need(CLIENT.0, line);
     }
 
-    // Both guests released by the VMM and by the store; all exited 0.
-    console.assert_released(&[CLIENT, HOSTILE]);
-    for (vm, dom) in [CLIENT, HOSTILE] {
+    // A revoked grant mapping is gone: the read through it stopped the VM,
+    // and nothing else in the run was disturbed.
+    let context = console.context();
+    let probe = guest_line(REVOKE.0, REVOKE_PROBE);
+    assert!(console.has_prefix(&probe), "missing `{probe}…`\n{context}");
+    assert!(
+        !console.has_prefix(&guest_line(REVOKE.0, "hostile: revoke: FAILED")),
+        "the revoked mapping still answered\n{context}"
+    );
+    assert!(
+        console.has_prefix(REVOKE_STOPPED),
+        "revoke was not stopped at the revoked address: no `{REVOKE_STOPPED}…`\n{context}"
+    );
+
+    // The guests released by the VMM and by the store; the others exited 0.
+    console.assert_released(&[CLIENT, HOSTILE, REVOKE]);
+    for (vm, dom) in [CLIENT, HOSTILE, REVOKE] {
         let store = guest_line(
             STORE.0,
             &format!("storevm: released domain {dom} (\"{vm}\")"),

@@ -1,8 +1,9 @@
 //! Command-line handling of the `hostile` unikernel, shared with host tests.
 //!
 //! The command line is a list of words naming steps, run in the fixed order
-//! `ports`, `msr`, `xen`, `mem`, `triple` whatever order they are given in.
-//! No step words means every step but `xen` (which needs the Xen ABI).
+//! `ports`, `msr`, `xen`, `revoke`, `mem`, `triple` whatever order they are
+//! given in. No step words means every step but `xen` and `revoke` (which
+//! need the Xen ABI).
 //! Words containing `=` are options: `peer=<domid>` for the `xen` step
 //! ([`peer`]); the others are for someone else (the VMM, the runtime) and
 //! are ignored.
@@ -26,6 +27,9 @@ pub enum Step {
     Msr,
     /// Bad hypercalls through the Xen ABI, each refused (see [`xen`]).
     Xen,
+    /// Grant revocation: map a grant of its own page, unmap it, and touch
+    /// the old address. The VMM must stop the VM (nothing is mapped there).
+    Revoke,
     /// Read and write guest-physical memory outside RAM.
     Mem,
     /// Triple-fault: load an empty IDT and raise an exception. Ends the VM.
@@ -34,9 +38,17 @@ pub enum Step {
 
 impl Step {
     /// Every step, in the order they run.
-    pub const ALL: [Step; 5] = [Step::Ports, Step::Msr, Step::Xen, Step::Mem, Step::Triple];
+    pub const ALL: [Step; 6] = [
+        Step::Ports,
+        Step::Msr,
+        Step::Xen,
+        Step::Revoke,
+        Step::Mem,
+        Step::Triple,
+    ];
 
-    /// The steps run when the command line names none: all but `xen`.
+    /// The steps run when the command line names none: all but `xen` and
+    /// `revoke`.
     pub const DEFAULT: [Step; 4] = [Step::Ports, Step::Msr, Step::Mem, Step::Triple];
 
     /// The command-line word for the step.
@@ -45,6 +57,7 @@ impl Step {
             Step::Ports => "ports",
             Step::Msr => "msr",
             Step::Xen => "xen",
+            Step::Revoke => "revoke",
             Step::Mem => "mem",
             Step::Triple => "triple",
         }
@@ -154,8 +167,8 @@ mod tests {
                 ]
             );
             assert!(
-                !s.contains(Step::Xen),
-                "xen needs the Xen ABI: not a default"
+                !s.contains(Step::Xen) && !s.contains(Step::Revoke),
+                "xen and revoke need the Xen ABI: not defaults"
             );
         }
     }

@@ -70,6 +70,12 @@ mod unikernel {
                         return rt::exit::FAILURE;
                     }
                 }
+                Step::Revoke => {
+                    if let Err(e) = super::xen_step::revoke() {
+                        println!("hostile: revoke: FAILED: {e}");
+                        return rt::exit::FAILURE;
+                    }
+                }
                 Step::Mem => mem(),
                 Step::Triple => triple(),
             }
@@ -371,6 +377,41 @@ mod xen_step {
             f.grant_rw
         );
         Ok(())
+    }
+
+    /// The `revoke` step: maps a grant of its own page, reads through it,
+    /// unmaps it and reads the old address again. Under cloister that read
+    /// is an EPT violation and the VMM stops the VM; if the read returns,
+    /// the mapping outlived its revocation and the step says so.
+    pub fn revoke() -> Result<(), Fail> {
+        let xen = rt::xen::init().map_err(|e| format!("{e}"))?;
+        let me = xen.domid().ok_or("no domain id from CPUID")?;
+        let grants = GrantTable::init(1).map_err(grant_failed("grant table"))?;
+        let page = OwnedPage::new().map_err(|e| format!("{e}"))?;
+        page.page()
+            .store_u32(0, 0xfeed_beef)
+            .ok_or("own page not writable")?;
+        let gref = grants
+            .grant_access(me, page.gfn(), false)
+            .map_err(grant_failed("grant"))?;
+        let mapped = grants.map(me, gref, false).map_err(grant_failed("map"))?;
+        let gpa = mapped.gpa();
+        let before = mapped.page().load_u32(0).ok_or("mapped page unreadable")?;
+        grants.unmap(mapped).map_err(grant_failed("unmap"))?;
+        grants
+            .end_access(gref)
+            .map_err(grant_failed("end access"))?;
+        println!(
+            "hostile: revoke: own grant {gref} mapped at {gpa:#x} read {before:#x}; unmapped and \
+             ended; reading {gpa:#x} again"
+        );
+        // SAFETY: `gpa` is in the runtime's identity-mapped Xen window, outside
+        // RAM, where nothing of this program lives; after the unmap the VMM
+        // must not map anything there, so this read is the probe.
+        let after = unsafe { core::ptr::read_volatile(gpa as *const u32) };
+        Err(format!(
+            "the revoked mapping still answers: read {after:#x} at {gpa:#x}"
+        ))
     }
 
     /// The step.

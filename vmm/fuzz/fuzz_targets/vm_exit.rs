@@ -332,6 +332,10 @@ impl Host for FakeHost {
     fn xen_upcall(&mut self) -> Option<u8> {
         self.upcall
     }
+
+    fn xen_upcall_route(&mut self) -> bool {
+        self.upcall.is_some()
+    }
 }
 
 /// Basic exit reason 7: the guest opened its interrupt window.

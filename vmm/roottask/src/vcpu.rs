@@ -473,6 +473,10 @@ impl Host for ThreadHost<'_> {
         crate::xen::upcall_vector(self.domid?)
     }
 
+    fn xen_upcall_route(&mut self) -> bool {
+        self.domid.is_some_and(crate::xen::has_callback_vector)
+    }
+
     fn cpu_snapshot(&mut self) -> Option<CpuSnapshot> {
         let (ipc, vcpu) = self.vcpu.as_mut()?;
         let mut read = |f: u32| ipc.vcpu_read_vmcs(*vcpu, f).ok();

@@ -143,6 +143,9 @@ pub trait Host {
     fn xen_hypercall(&mut self, regs: &xen_abi::Regs, paging: x86_emul::Paging, user: bool) -> u64;
     /// The vector to inject for this VM's pending event upcall, if any.
     fn xen_upcall(&mut self) -> Option<u8>;
+    /// Whether an event upcall can ever reach this VM's vCPU (the guest
+    /// set a callback vector the VMM delivers).
+    fn xen_upcall_route(&mut self) -> bool;
 }
 
 /// Why a VM stopped.
@@ -742,7 +745,8 @@ impl Vm {
             ExitReason::Hlt => {
                 // Without a platform or event channels nothing can ever
                 // interrupt the guest; with interrupts off nothing can wake it.
-                let wakeable = self.platform.is_some() || self.cfg.xen.is_some();
+                let wakeable =
+                    self.platform.is_some() || (self.cfg.xen.is_some() && host.xen_upcall_route());
                 if !wakeable || exit.rflags & RFLAGS_IF == 0 {
                     return Action::Stop(StopReason::HaltedForever { rip: exit.rip });
                 }
@@ -1326,6 +1330,8 @@ mod tests {
         hypercalls: Vec<(u64, u64)>,
         /// The upcall vector the fake hub reports pending.
         upcall: Option<u8>,
+        /// Whether the guest set up a callback vector.
+        route: bool,
     }
 
     impl Host for FakeHost {
@@ -1418,6 +1424,9 @@ mod tests {
         }
         fn xen_upcall(&mut self) -> Option<u8> {
             self.upcall
+        }
+        fn xen_upcall_route(&mut self) -> bool {
+            self.route
         }
     }
 
@@ -1829,6 +1838,14 @@ mod tests {
     #[test]
     fn event_upcall_wakes_a_halted_guest_and_waits_for_if() {
         let (mut vm, mut host) = (xen_vm(), FakeHost::default());
+        // Without a callback vector nothing can wake a halted vCPU.
+        let mut e = exit(ExitReason::Hlt, 0);
+        e.rflags = 0x202;
+        assert!(matches!(
+            vm.handle(&e, &mut GpRegs::default(), &mut host),
+            Action::Stop(StopReason::HaltedForever { .. })
+        ));
+        host.route = true;
         // `sti; hlt` with nothing pending: the VM halts (it can be woken).
         let mut e = exit(ExitReason::Hlt, 0);
         e.rflags = 0x202;
