@@ -3,6 +3,7 @@
 //! space and into guests' EPTs (creating the paging structures on demand).
 
 use alloc::collections::BTreeSet;
+use alloc::vec::Vec;
 use sel4::{sys, BootInfo, CPtr, Ipc};
 use vmm_core::untyped::{AllocError, SlotAllocator, UntypedPool};
 
@@ -57,6 +58,8 @@ pub struct Kernel {
     pub ram_bytes: u64,
     /// Paging structures this allocator has mapped: (root, shift, address >> shift).
     tables: BTreeSet<(CPtr, u32, u64)>,
+    /// Emptied slots, reused before new ones.
+    released: Vec<CPtr>,
 }
 
 impl Kernel {
@@ -77,6 +80,7 @@ impl Kernel {
             slots: SlotAllocator::new(start, end),
             ram_bytes,
             tables: BTreeSet::new(),
+            released: Vec::new(),
         })
     }
 
@@ -90,9 +94,17 @@ impl Kernel {
         self.untyped.free_bytes()
     }
 
-    /// A free slot.
+    /// A free slot (one given back with [`Kernel::release`] first).
     pub fn slot(&mut self) -> Result<CPtr, KError> {
-        Ok(self.slots.alloc(1)?)
+        match self.released.pop() {
+            Some(s) => Ok(s),
+            None => Ok(self.slots.alloc(1)?),
+        }
+    }
+
+    /// Gives back an empty slot for reuse.
+    pub fn release(&mut self, slot: CPtr) {
+        self.released.push(slot);
     }
 
     /// Creates one object of `object_type`, `2^size_bits` bytes, returning
@@ -103,8 +115,8 @@ impl Kernel {
         size_bits: u64,
         what: &'static str,
     ) -> Result<CPtr, KError> {
-        let slot = self.slot()?;
         let ut = self.untyped.alloc(size_bits as u8, 1)?;
+        let slot = self.slot()?;
         // Fixed-size objects ignore the size argument; variable-size ones
         // (untyped, CNodes) take it.
         let arg = if object_type == sys::CAP_TABLE_OBJECT || object_type == sys::UNTYPED_OBJECT {
@@ -112,7 +124,8 @@ impl Kernel {
         } else {
             0
         };
-        self.ipc
+        let made = self
+            .ipc
             .untyped_retype(
                 ut,
                 object_type,
@@ -123,8 +136,11 @@ impl Kernel {
                 slot,
                 1,
             )
-            .ctx(what)?;
-        Ok(slot)
+            .ctx(what);
+        if made.is_err() {
+            self.release(slot);
+        }
+        made.map(|()| slot)
     }
 
     /// Creates `count` 4 KiB frames in consecutive slots (one retype per
@@ -178,7 +194,10 @@ impl Kernel {
     /// A copy of capability `cap` with `rights`.
     pub fn copy(&mut self, cap: CPtr, rights: u64) -> Result<CPtr, KError> {
         let slot = self.slot()?;
-        self.copy_into(slot, cap, rights)?;
+        if let Err(e) = self.copy_into(slot, cap, rights) {
+            self.release(slot);
+            return Err(e);
+        }
         Ok(slot)
     }
 
@@ -224,6 +243,15 @@ impl Kernel {
         gpa: u64,
         large: bool,
     ) -> Result<(), KError> {
+        self.ept_tables(pml4, gpa, large)?;
+        self.ipc
+            .page_map_ept(frame, pml4, gpa, sys::RIGHTS_ALL)
+            .ctx("mapping guest RAM into the EPT")
+    }
+
+    /// Creates the EPT structures a frame at `gpa` needs in the EPT rooted
+    /// at `pml4` (so that mapping it can no longer fail for want of them).
+    pub fn ept_tables(&mut self, pml4: CPtr, gpa: u64, large: bool) -> Result<(), KError> {
         const LEVELS: [Level; 3] = [
             (
                 sys::X86_EPT_PDPT_OBJECT,
@@ -243,10 +271,7 @@ impl Kernel {
         ];
         self.ensure_tables(pml4, gpa, large, &LEVELS, |ipc, obj, label| {
             ipc.ept_map(label, obj, pml4, gpa)
-        })?;
-        self.ipc
-            .page_map_ept(frame, pml4, gpa, sys::RIGHTS_ALL)
-            .ctx("mapping guest RAM into the EPT")
+        })
     }
 
     /// Creates and maps, top down, the paging structures (PDPT, PD and, for a

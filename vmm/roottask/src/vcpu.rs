@@ -6,7 +6,7 @@ use crate::kobj::{Context, KError, Kernel};
 use crate::system::{VmSpec, Xen};
 use alloc::boxed::Box;
 use core::fmt;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU8, Ordering};
 use sel4::{sys, CPtr, Ipc, VcpuContext, VmEnterResult};
 use spin::Mutex;
 use vmm_core::exit::{Exit, GpRegs};
@@ -395,26 +395,37 @@ impl RamWindow {
     }
 }
 
+impl RamWindow {
+    /// The bytes `[gpa, gpa+len)` of RAM as atomics, if it is all RAM.
+    fn bytes(&self, gpa: u64, len: usize) -> Option<&[AtomicU8]> {
+        let start = self.at(gpa, len)?;
+        // SAFETY: [gpa, gpa+len) lies inside the VM's RAM window, mapped
+        // read-write into the VMM for the life of the VM (foreign frames
+        // and VMM pages are never inside it). Other vCPU threads may write
+        // the same bytes (a grantee of one of these pages), so they are
+        // only ever accessed as atomics.
+        Some(unsafe { core::slice::from_raw_parts(start as *const AtomicU8, len) })
+    }
+}
+
 impl vmm_core::xen::PhysMem for RamWindow {
     fn read(&self, gpa: u64, buf: &mut [u8]) -> bool {
-        let Some(src) = self.at(gpa, buf.len()) else {
+        let Some(src) = self.bytes(gpa, buf.len()) else {
             return false;
         };
-        // SAFETY: [gpa, gpa+len) lies inside the VM's RAM window, mapped
-        // read-write into the VMM for the life of the VM. The guest may
-        // change the bytes concurrently only on another vCPU, and this VM
-        // has one, which is stopped in this exit. (Foreign frames and VMM
-        // pages are never inside RAM.)
-        unsafe { core::ptr::copy_nonoverlapping(src as *const u8, buf.as_mut_ptr(), buf.len()) };
+        for (d, s) in buf.iter_mut().zip(src) {
+            *d = s.load(Ordering::Relaxed);
+        }
         true
     }
 
     fn write(&mut self, gpa: u64, buf: &[u8]) -> bool {
-        let Some(dst) = self.at(gpa, buf.len()) else {
+        let Some(dst) = self.bytes(gpa, buf.len()) else {
             return false;
         };
-        // SAFETY: as for `read`.
-        unsafe { core::ptr::copy_nonoverlapping(buf.as_ptr(), dst as *mut u8, buf.len()) };
+        for (d, s) in dst.iter().zip(buf) {
+            d.store(*s, Ordering::Relaxed);
+        }
         true
     }
 }

@@ -79,8 +79,6 @@ struct Dom {
 struct State {
     doms: BTreeMap<DomId, Dom>,
     next_vaddr: u64,
-    /// Slots emptied by grant unmaps, reused for later copies.
-    free_slots: Vec<CPtr>,
     /// The store's domain, if the system has one.
     store: Option<DomId>,
     /// Request id for toolstack messages to the store.
@@ -104,7 +102,6 @@ impl World {
             state: State {
                 doms: BTreeMap::new(),
                 next_vaddr: SPECIAL_AREA,
-                free_slots: Vec::new(),
                 store: None,
                 next_req: 1,
                 toolstack: VecDeque::new(),
@@ -219,13 +216,6 @@ impl Plat<'_> {
         self.k.as_deref_mut()
     }
 
-    fn slot(&mut self) -> Option<CPtr> {
-        match self.s.free_slots.pop() {
-            Some(s) => Some(s),
-            None => self.kernel()?.slot().ok(),
-        }
-    }
-
     fn new_special(&mut self) -> Option<Special> {
         let vaddr = self.s.next_vaddr;
         let k = self.k.as_deref_mut()?;
@@ -307,10 +297,10 @@ impl Platform for Plat<'_> {
         if !ok {
             return false;
         }
-        let Some(slot) = self.slot() else {
+        let Some(ept) = self.s.doms.get(&m.grantee).map(|g| g.ept) else {
             return false;
         };
-        let Some(ept) = self.s.doms.get(&m.grantee).map(|g| g.ept) else {
+        let Some(slot) = self.kernel().and_then(|k| k.slot().ok()) else {
             return false;
         };
         let rights = if m.writable {
@@ -324,8 +314,9 @@ impl Platform for Plat<'_> {
         let mapped = k.copy_into(slot, frame, rights).is_ok()
             && k.map_ept(ept, slot, m.gfn * PAGE, false).is_ok();
         if !mapped {
-            let _ = k.delete(slot);
-            self.s.free_slots.push(slot);
+            if k.delete(slot).is_ok() {
+                k.release(slot);
+            }
             return false;
         }
         if let Some(g) = self.s.doms.get_mut(&m.grantee) {
@@ -362,8 +353,10 @@ impl Platform for Plat<'_> {
         if let Some(g) = self.s.doms.get_mut(&m.grantee) {
             g.foreign.remove(&m.gfn);
         }
-        if self.kernel().is_some_and(|k| k.delete(slot).is_ok()) {
-            self.s.free_slots.push(slot);
+        if let Some(k) = self.kernel() {
+            if k.delete(slot).is_ok() {
+                k.release(slot);
+            }
         }
     }
 
@@ -371,43 +364,21 @@ impl Platform for Plat<'_> {
         &mut self,
         dom: DomId,
         page: SpecialPage,
-        old_gfn: Option<u64>,
+        _old_gfn: Option<u64>,
         gfn: u64,
     ) -> bool {
-        let _ = old_gfn;
-        let Some(d) = self.s.doms.get(&dom) else {
+        // Everything that can fail happens before anything is unmapped, so
+        // a refusal leaves the EPT as the hub believes it is.
+        let Some(k) = self.k.as_deref_mut() else {
+            return false;
+        };
+        let Some(d) = self.s.doms.get_mut(&dom) else {
             return false;
         };
         if !Plat::in_window(d, gfn) || d.foreign.contains_key(&gfn) {
             return false;
         }
         let ept = d.ept;
-        // Evict whichever of this domain's special pages sits at `gfn`.
-        let mut evict = None;
-        if d.shared_info.gfn == Some(gfn) {
-            evict = d.shared_info.guest;
-        }
-        for f in &d.grant_frames {
-            if f.gfn == Some(gfn) {
-                evict = f.guest;
-            }
-        }
-        let Some(k) = self.k.as_deref_mut() else {
-            return false;
-        };
-        if let Some(cap) = evict {
-            if k.ipc.page_unmap(cap).is_err() {
-                return false;
-            }
-        }
-        let Some(d) = self.s.doms.get_mut(&dom) else {
-            return false;
-        };
-        for f in core::iter::once(&mut d.shared_info).chain(d.grant_frames.iter_mut()) {
-            if f.gfn == Some(gfn) {
-                f.gfn = None;
-            }
-        }
         let target = match page {
             SpecialPage::SharedInfo => Some(&mut d.shared_info),
             SpecialPage::GrantFrame(i) => d.grant_frames.get_mut(i as usize),
@@ -416,23 +387,45 @@ impl Platform for Plat<'_> {
             return false;
         };
         let guest = match target.guest {
-            Some(g) => {
-                if target.gfn.is_some() && k.ipc.page_unmap(g).is_err() {
-                    return false;
-                }
-                g
-            }
+            Some(g) => g,
             None => match k.copy(target.cap, sys::RIGHTS_ALL) {
                 Ok(g) => g,
                 Err(_) => return false,
             },
         };
         target.guest = Some(guest);
-        target.gfn = None;
-        if k.map_ept(ept, guest, gfn * PAGE, false).is_err() {
+        if k.ept_tables(ept, gfn * PAGE, false).is_err() {
             return false;
         }
-        target.gfn = Some(gfn);
+        // Evict whichever of this domain's special pages sits at `gfn`,
+        // then move the target there.
+        for f in core::iter::once(&mut d.shared_info).chain(d.grant_frames.iter_mut()) {
+            let here = f.gfn == Some(gfn);
+            let moving = f.guest == Some(guest) && f.gfn.is_some();
+            if here || moving {
+                if let Some(cap) = f.guest {
+                    if k.ipc.page_unmap(cap).is_err() {
+                        log!("domain {dom}: unmapping a Xen page failed");
+                        return false;
+                    }
+                }
+                f.gfn = None;
+            }
+        }
+        if k.ipc
+            .page_map_ept(guest, ept, gfn * PAGE, sys::RIGHTS_ALL)
+            .is_err()
+        {
+            log!("domain {dom}: mapping a Xen page at frame {gfn:#x} failed");
+            return false;
+        }
+        let target = match page {
+            SpecialPage::SharedInfo => Some(&mut d.shared_info),
+            SpecialPage::GrantFrame(i) => d.grant_frames.get_mut(i as usize),
+        };
+        if let Some(t) = target {
+            t.gfn = Some(gfn);
+        }
         true
     }
 }
@@ -482,16 +475,22 @@ pub fn add_domain(k: &mut Kernel, nd: &NewDomain) -> Result<(), KError> {
             foreign: BTreeMap::new(),
         },
     );
-    if nd.store {
-        w.state.store = Some(nd.id);
-    }
     let mut plat = Plat {
         k: Some(k),
         s: &mut w.state,
     };
-    w.hub
+    if w.hub
         .add_domain(nd.id, xen_abi::policy::domain_config(), &mut plat)
-        .map_err(|_| refused("adding the domain to the hub"))
+        .is_err()
+    {
+        // The VM will not run: forget it, so the toolstack skips it.
+        w.state.doms.remove(&nd.id);
+        return Err(refused("adding the domain to the hub"));
+    }
+    if nd.store {
+        w.state.store = Some(nd.id);
+    }
+    Ok(())
 }
 
 /// The store ring's frame of a domain with `ram` bytes: its last page.
@@ -512,7 +511,7 @@ pub fn toolstack_setup(k: &mut Kernel) -> Result<usize, KError> {
         return Ok(0);
     };
     let refused = |what| KError::Kernel(what, sel4::Error::InvalidArgument);
-    let ids: Vec<DomId> = w.state.doms.keys().copied().collect();
+    let ids: Vec<DomId> = w.hub.domain_ids().collect();
     let mut introduced = 0;
     for id in ids {
         let Some(d) = w.state.doms.get(&id) else {
