@@ -185,29 +185,8 @@ pub fn start(k: &mut Kernel, com1: CPtr, tsc_mhz: u64, priority: u64) -> Result<
     sel4::ioport_out8(com1, COM1 + 4, 0x0b).ctx("enabling COM1 interrupts")?;
     sel4::ioport_out8(com1, COM1 + 1, 0x01).ctx("enabling COM1 receive interrupts")?;
 
-    let tcb = k.create(sys::TCB_OBJECT, sys::TCB_BITS, "creating the events thread")?;
-    let ipc_frame = k.create(
-        sys::X86_4K_OBJECT,
-        sys::PAGE_BITS,
-        "creating the events thread's IPC buffer",
-    )?;
     let ipc_vaddr = crate::vcpu::IPC_AREA + (MAX_VMS as u64) * 4096;
-    k.map_vmm(ipc_frame, ipc_vaddr, false)?;
-    k.ipc
-        .tcb_configure(
-            tcb,
-            0,
-            sys::CAP_INIT_THREAD_CNODE,
-            0,
-            sys::CAP_INIT_THREAD_VSPACE,
-            0,
-            ipc_vaddr,
-            ipc_frame,
-        )
-        .ctx("configuring the events thread")?;
-    k.ipc
-        .tcb_set_sched_params(tcb, sys::CAP_INIT_THREAD_TCB, 0, priority)
-        .ctx("setting the events thread's priority")?;
+    let tcb = k.create_thread(ipc_vaddr, priority)?;
     // SAFETY: written once here, before the thread that reads it starts.
     unsafe {
         THREAD = Some(Thread {

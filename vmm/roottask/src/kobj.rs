@@ -191,6 +191,35 @@ impl Kernel {
             .ctx("deleting a capability")
     }
 
+    /// Creates a thread in the root task's CSpace and VSpace at `priority`,
+    /// with a fresh IPC buffer mapped at `ipc_vaddr` (not started; no entry
+    /// point yet). Returns the TCB.
+    pub fn create_thread(&mut self, ipc_vaddr: u64, priority: u64) -> Result<CPtr, KError> {
+        let tcb = self.create(sys::TCB_OBJECT, sys::TCB_BITS, "creating a thread")?;
+        let ipc_frame = self.create(
+            sys::X86_4K_OBJECT,
+            sys::PAGE_BITS,
+            "creating a thread's IPC buffer",
+        )?;
+        self.map_vmm(ipc_frame, ipc_vaddr, false)?;
+        self.ipc
+            .tcb_configure(
+                tcb,
+                0,
+                sys::CAP_INIT_THREAD_CNODE,
+                0,
+                sys::CAP_INIT_THREAD_VSPACE,
+                0,
+                ipc_vaddr,
+                ipc_frame,
+            )
+            .ctx("configuring a thread")?;
+        self.ipc
+            .tcb_set_sched_params(tcb, sys::CAP_INIT_THREAD_TCB, 0, priority)
+            .ctx("setting a thread's priority")?;
+        Ok(tcb)
+    }
+
     /// A copy of capability `cap` with `rights`.
     pub fn copy(&mut self, cap: CPtr, rights: u64) -> Result<CPtr, KError> {
         let slot = self.slot()?;

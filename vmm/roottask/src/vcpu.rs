@@ -251,30 +251,9 @@ pub fn create(
         (w, r, u64::from(boot.entry))
     };
 
-    let tcb = k.create(sys::TCB_OBJECT, sys::TCB_BITS, "creating the vCPU thread")?;
-    let vcpu = k.create(sys::X86_VCPU_OBJECT, sys::VCPU_BITS, "creating the VCPU")?;
-    let ipc_frame = k.create(
-        sys::X86_4K_OBJECT,
-        sys::PAGE_BITS,
-        "creating the vCPU thread's IPC buffer",
-    )?;
     let ipc_vaddr = IPC_AREA + index as u64 * 4096;
-    k.map_vmm(ipc_frame, ipc_vaddr, false)?;
-    k.ipc
-        .tcb_configure(
-            tcb,
-            0,
-            sys::CAP_INIT_THREAD_CNODE,
-            0,
-            sys::CAP_INIT_THREAD_VSPACE,
-            0,
-            ipc_vaddr,
-            ipc_frame,
-        )
-        .ctx("configuring the vCPU thread")?;
-    k.ipc
-        .tcb_set_sched_params(tcb, sys::CAP_INIT_THREAD_TCB, 0, crate::VCPU_PRIORITY)
-        .ctx("setting the vCPU thread's priority")?;
+    let tcb = k.create_thread(ipc_vaddr, crate::VCPU_PRIORITY)?;
+    let vcpu = k.create(sys::X86_VCPU_OBJECT, sys::VCPU_BITS, "creating the VCPU")?;
     k.ipc
         .vcpu_set_tcb(vcpu, tcb)
         .ctx("binding the VCPU to its thread")?;
