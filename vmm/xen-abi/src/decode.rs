@@ -66,6 +66,23 @@ pub struct Regs {
 }
 
 impl Regs {
+    /// A 64-bit hypercall from CPL 0 as a guest makes it through the
+    /// hypercall page: `nr` in RAX, arguments in RDI, RSI, RDX, R10, R8.
+    pub fn long(nr: u64, args: [u64; 5]) -> Regs {
+        let [rdi, rsi, rdx, r10, r8] = args;
+        Regs {
+            rax: nr,
+            rdi,
+            rsi,
+            rdx,
+            r10,
+            r8,
+            mode: Mode::Long,
+            cpl: 0,
+            ..Regs::default()
+        }
+    }
+
     /// The hypercall number.
     pub fn number(&self) -> u64 {
         match self.mode {

@@ -18,7 +18,7 @@ use xen_abi::decode::AddToPhysmap;
 use xen_abi::gnttab::{locate, EntryV1};
 use xen_abi::model::ModelPlatform;
 use xen_abi::{
-    GrantMapping, GuestMem, Hub, HubConfig, MemFault, Mode, Platform, Regs, SpecialPage, XenError,
+    GrantMapping, GuestMem, Hub, HubConfig, MemFault, Platform, Regs, SpecialPage, XenError,
 };
 
 use super::*;
@@ -225,17 +225,7 @@ impl Machine for Sim {
     }
     fn hypercall(&mut self, nr: u64, args: [u64; 5]) -> i64 {
         self.calls += 1;
-        let regs = Regs {
-            rax: nr,
-            rdi: args[0],
-            rsi: args[1],
-            rdx: args[2],
-            r10: args[3],
-            r8: args[4],
-            mode: Mode::Long,
-            cpl: 0,
-            ..Regs::default()
-        };
+        let regs = Regs::long(nr, args);
         let out = self.hub.hypercall(
             ME,
             &regs,

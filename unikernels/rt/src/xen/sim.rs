@@ -15,7 +15,7 @@ use alloc::vec::Vec;
 use core::cell::RefCell;
 
 use xen_abi::model::ModelPlatform;
-use xen_abi::{DomainConfig, GuestMem, Hub, HubConfig, MemFault, Mode, Platform, Regs};
+use xen_abi::{DomainConfig, GuestMem, Hub, HubConfig, MemFault, Platform, Regs};
 
 use super::abi::{gnttabop, hvmop, shared_info, xenmem, DomId, Port};
 use super::events::{self, PortSet};
@@ -148,17 +148,7 @@ pub struct Dom<'w> {
 impl Hypercall for Dom<'_> {
     fn hypercall(&self, nr: u64, args: [u64; 5]) -> i64 {
         self.w.push();
-        let regs = Regs {
-            rax: nr,
-            rdi: args[0],
-            rsi: args[1],
-            rdx: args[2],
-            r10: args[3],
-            r8: args[4],
-            mode: Mode::Long,
-            cpl: 0,
-            ..Regs::default()
-        };
+        let regs = Regs::long(nr, args);
         let out = {
             let mut plat = self.w.plat.borrow_mut();
             self.w
