@@ -92,43 +92,32 @@ struct Runner {
     result: &'static Mutex<Option<Summary>>,
 }
 
-/// Guest RAM as the loader writes it: the VM's window in the VMM.
-struct GuestRam {
-    base: *mut u8,
-    size: u64,
-}
-
-impl pvh_loader::GuestMemory for GuestRam {
+/// Guest RAM as the loader writes it, while the VM is being built (nothing
+/// else touches it then, so plain copies are fine).
+impl pvh_loader::GuestMemory for RamWindow {
     fn size(&self) -> u64 {
         self.size
     }
 
     fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), pvh_loader::MemoryError> {
-        let end = gpa
-            .checked_add(data.len() as u64)
-            .filter(|e| *e <= self.size);
-        if end.is_none() {
-            return Err(pvh_loader::MemoryError {
-                gpa,
-                len: data.len() as u64,
-            });
-        }
-        // SAFETY: [gpa, gpa+len) lies inside the window, which maps this VM's
-        // RAM frames read-write into the VMM and is used by nothing else
-        // while the VM is being built.
-        unsafe {
-            core::ptr::copy_nonoverlapping(data.as_ptr(), self.base.add(gpa as usize), data.len())
-        };
+        let len = data.len() as u64;
+        let dst = self
+            .at(gpa, data.len())
+            .ok_or(pvh_loader::MemoryError { gpa, len })?;
+        // SAFETY: `at` checked [gpa, gpa+len) lies inside the window, which
+        // maps this VM's RAM frames read-write into the VMM and is used by
+        // nothing else while the VM is being built.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dst as *mut u8, data.len()) };
         Ok(())
     }
 
     fn fill(&mut self, gpa: u64, len: u64, byte: u8) -> Result<(), pvh_loader::MemoryError> {
-        let end = gpa.checked_add(len).filter(|e| *e <= self.size);
-        if end.is_none() {
-            return Err(pvh_loader::MemoryError { gpa, len });
-        }
+        let n = usize::try_from(len).map_err(|_| pvh_loader::MemoryError { gpa, len })?;
+        let dst = self
+            .at(gpa, n)
+            .ok_or(pvh_loader::MemoryError { gpa, len })?;
         // SAFETY: as for `write`.
-        unsafe { core::ptr::write_bytes(self.base.add(gpa as usize), byte, len as usize) };
+        unsafe { core::ptr::write_bytes(dst as *mut u8, byte, n) };
         Ok(())
     }
 }
@@ -190,10 +179,7 @@ pub fn create(
             gpa += LARGE;
         }
     }
-    let mut mem = GuestRam {
-        base: window as *mut u8,
-        size: ram,
-    };
+    let mut mem = RamWindow { window, size: ram };
     let tsc_khz = tsc_mhz * 1000;
     let kind = if spec.linux {
         GuestKind::Linux { unix_secs }
